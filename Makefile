@@ -1,0 +1,180 @@
+# fleetguard.devices: build, test and CI targets.   `make help` lists them; `make test` is what CI runs.
+#
+# Every target makes what it needs itself (venvs, collection trees), so any target works from a fresh
+# clone in a folder of any name, with an empty HOME. Venvs are re-created when their requirements file
+# changes (stamp files). Helper scripts live in tools/.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+ROOT := $(CURDIR)
+NAMESPACE := fleetguard
+NAME := devices
+COLLECTION := $(NAMESPACE).$(NAME)
+
+# --- interpreters ---------------------------------------------------------------------------------
+# Python 3.11 is the main leg (ansible-core 2.19, ansible-lint, ansible-test sanity). Python 3.12 runs
+# unit and integration tests again with the newest ansible-core; without one that leg is skipped,
+# loudly. Override either: make test PYTHON312=/path/to/python3.12 (empty disables the leg).
+ifeq ($(origin PYTHON311),undefined)
+PYTHON311 := $(shell tools/find-python 3.11)
+endif
+ifeq ($(origin PYTHON312),undefined)
+PYTHON312 := $(shell tools/find-python 3.12)
+endif
+export PYTHON311 PYTHON312
+
+# --- paths -----------------------------------------------------------------------------------------
+VENV := .venv
+VENV312 := .venv312
+VENV_IMPORTER := .venv-importer
+# A symlink to the repository root: pytest, ansible-playbook and ansible-doc see the live code.
+COLLECTIONS_DIR := build/collections
+LINK_TREE := $(COLLECTIONS_DIR)/ansible_collections/$(NAMESPACE)/$(NAME)
+# A real copy for ansible-test, which refuses symlinked collection roots and walks the whole tree.
+SANITY_TREE := build/sanity/ansible_collections/$(NAMESPACE)/$(NAME)
+DIST_DIR := build/dist
+
+# Extra arguments: make sanity SANITY_ARGS='--test pep8'   make units PYTEST_ARGS='-n auto -k feishu'
+SANITY_ARGS ?=
+PYTEST_ARGS ?=
+LINT_ARGS ?=
+
+# Environment for every tool run: this venv's tools first, the collection from the symlinked tree
+# (ANSIBLE_COLLECTIONS_PATH replaces the default ~/.ansible/collections:/usr/share/ansible/collections).
+RUN_ENV = PATH="$(ROOT)/$(1)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$(ROOT)/$(COLLECTIONS_DIR)"
+RUN := env $(call RUN_ENV,$(VENV))
+RUN312 := env $(call RUN_ENV,$(VENV312))
+
+# pip here also looks at local wheel folders and prints a harmless warning per missing one: hide those.
+PIP_INSTALL = $(1)/bin/python -m pip install --disable-pip-version-check -q
+PIP_FILTER := { grep -v -e 'is ignored: it is neither a file nor a directory' || true; }
+
+# The order `make test` runs in; it stops at the first failure.
+TEST_STEPS := venvs tree changelog-lint lint docs sanity units integration importer
+
+.PHONY: help test venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
+        integration importer build changelog-lint clean clean-venvs distclean
+
+help:
+	@echo "make test            everything below, in order, stopping at the first failure, with timings"
+	@echo "make venv            $(VENV) (Python 3.11) from requirements-dev.txt"
+	@echo "make venv312         $(VENV312) (Python 3.12) from requirements-dev-py312.txt, if a 3.12 exists"
+	@echo "make venv-importer   $(VENV_IMPORTER) from requirements-importer.txt (galaxy-importer)"
+	@echo "make tree            $(LINK_TREE) -> repo root, and a fresh copy at $(SANITY_TREE)"
+	@echo "make changelog-lint  antsibull-changelog lint + lint-changelog-yaml"
+	@echo "make lint            ansible-lint --profile production (config: .ansible-lint); shellcheck on tools/, .ci/run"
+	@echo "make docs            ansible-doc on every plugin and role argument spec"
+	@echo "make sanity          ansible-test sanity --python 3.11 in the copied tree"
+	@echo "make units           pytest tests/unit tests/sandbox with 3.11, then 3.12"
+	@echo "make integration     pytest tests/integration with 3.11, then 3.12"
+	@echo "make importer        ansible-galaxy collection build + galaxy-importer on the tarball"
+	@echo "make build           the galaxy tarball only, in $(DIST_DIR)/"
+	@echo "make clean           remove build output; clean-venvs: the venvs; distclean: both"
+	@echo "Python 3.11: $(or $(PYTHON311),NOT FOUND)   Python 3.12: $(or $(PYTHON312),not found: 3.12 leg skipped)"
+
+test:
+	@MAKE="$(MAKE)" tools/run-steps $(TEST_STEPS)
+
+# --- virtual environments ---------------------------------------------------------------------------
+venvs:
+	@$(MAKE) -j3 --output-sync=target venv venv312 venv-importer
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements-dev.txt
+	@test -n "$(PYTHON311)" || { echo "*** No Python 3.11 found: set PYTHON311=/path/to/python3.11" >&2; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON311) -m venv $(VENV)
+	$(call PIP_INSTALL,$(VENV)) -r requirements-dev.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
+	@echo "$(VENV): $$($(VENV)/bin/python --version), ansible-core $$($(VENV)/bin/python -c 'import ansible; print(ansible.__version__)')"
+
+ifeq ($(PYTHON312),)
+venv312:
+	@echo "*** WARNING: no Python 3.12 found: the Python 3.12 test leg is SKIPPED (set PYTHON312=/path/to/python3.12)"
+else
+venv312: $(VENV312)/.stamp
+endif
+$(VENV312)/.stamp: requirements-dev-py312.txt
+	rm -rf $(VENV312)
+	$(PYTHON312) -m venv $(VENV312)
+	$(call PIP_INSTALL,$(VENV312)) -r requirements-dev-py312.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
+	@echo "$(VENV312): $$($(VENV312)/bin/python --version), ansible-core $$($(VENV312)/bin/python -c 'import ansible; print(ansible.__version__)')"
+
+venv-importer: $(VENV_IMPORTER)/.stamp
+$(VENV_IMPORTER)/.stamp: requirements-importer.txt
+	@test -n "$(PYTHON311)" || { echo "*** No Python 3.11 found: set PYTHON311=/path/to/python3.11" >&2; exit 1; }
+	rm -rf $(VENV_IMPORTER)
+	$(PYTHON311) -m venv $(VENV_IMPORTER)
+	$(call PIP_INSTALL,$(VENV_IMPORTER)) -r requirements-importer.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+# --- collection trees -------------------------------------------------------------------------------
+tree: tree-link tree-sanity
+
+tree-link:
+	@mkdir -p $(dir $(LINK_TREE))
+	@ln -sfn ../../../.. $(LINK_TREE)
+	@test -f $(LINK_TREE)/galaxy.yml || { echo "*** $(LINK_TREE) does not resolve to the repository root" >&2; exit 1; }
+	@echo "tree: $(LINK_TREE) -> $$(readlink $(LINK_TREE))"
+
+tree-sanity:
+	@tools/sanity-tree $(SANITY_TREE)
+
+# --- checks -----------------------------------------------------------------------------------------
+changelog-lint: venv
+	$(RUN) antsibull-changelog lint
+	$(RUN) antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
+lint: venv tree-link
+	$(RUN) ansible-lint --profile production $(LINT_ARGS)
+	$(RUN) shellcheck $$(grep -l -E '^#!(/usr/bin/env bash|/bin/bash|/bin/sh)' tools/* .ci/run)
+
+docs: venv tree-link
+	$(RUN) tools/check-docs
+
+# ansible-test runs from the copy; its per-test venvs are cached in ~/.ansible/test/venv and reused
+# while their requirements stay the same. The pip bootstrap it would download is replaced by
+# tools/get_pip_shim.py (installed into ~/.ansible/test/cache only when missing).
+sanity: venv tree-sanity
+	@tools/install-get-pip-shim $(VENV)/bin/python
+	cd $(SANITY_TREE) && env PATH="$(ROOT)/$(VENV)/bin:$$PATH" ansible-test sanity --python 3.11 $(SANITY_ARGS) 2>&1 \
+	  | tee $(ROOT)/build/sanity.log
+	@! grep -q 'All targets skipped' build/sanity.log || \
+	  { echo "*** ansible-test saw no files in $(SANITY_TREE): a silent pass is refused" >&2; exit 1; }
+
+units: venv venv312 tree-link
+	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/unit tests/sandbox -- $(PYTEST_ARGS)
+	@if [ -f $(VENV312)/.stamp ] && [ -n "$(PYTHON312)" ]; then \
+	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/unit tests/sandbox -- $(PYTEST_ARGS); \
+	else echo "*** WARNING: no $(VENV312): unit tests under Python 3.12 SKIPPED"; fi
+
+integration: venv venv312 tree-link
+	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/integration -- $(PYTEST_ARGS)
+	@if [ -f $(VENV312)/.stamp ] && [ -n "$(PYTHON312)" ]; then \
+	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/integration -- $(PYTEST_ARGS); \
+	else echo "*** WARNING: no $(VENV312): integration tests under Python 3.12 SKIPPED"; fi
+
+build: venv
+	rm -rf $(DIST_DIR)
+	$(RUN) ansible-galaxy collection build --force --output-path $(DIST_DIR)
+
+importer: build venv-importer
+	tools/run-importer $(VENV_IMPORTER) $(DIST_DIR)/$(NAMESPACE)-$(NAME)-$$(sed -n 's/^version: *//p' galaxy.yml | tr -d "\"'").tar.gz build/importer
+
+# --- cleaning ---------------------------------------------------------------------------------------
+clean:
+	rm -rf build dist .ansible tests/output .pytest_cache importer_result.json
+	find . -path ./.git -prune -o -path './.venv*' -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-venvs:
+	rm -rf $(VENV) $(VENV312) $(VENV_IMPORTER)
+
+distclean: clean clean-venvs
+
+# --- demo -------------------------------------------------------------------------------------------
+# (owned by the demo's author; keep the targets above untouched when adding it)

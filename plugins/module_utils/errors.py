@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's exceptions.
+
+Every failure raised by module_utils is a FleetguardError. It carries what an operator needs to find
+the request in the vendor's logs (method, path, HTTP status, API code, request/log id) and never a
+credential: clients build these from response bodies and paths, never from request headers.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class FleetguardError(Exception):
+    """Base error. `str()` gives one line an operator can act on."""
+
+    def __init__(self, message, method=None, path=None, status=None, api_code=None, request_id=None):
+        super(FleetguardError, self).__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+        self.status = status
+        self.api_code = api_code
+        self.request_id = request_id
+
+    def __str__(self):
+        parts = []
+        if self.method and self.path:
+            parts.append("%s %s" % (self.method, self.path))
+        if self.status is not None:
+            parts.append("HTTP %s" % self.status)
+        if self.api_code not in (None, "", 0):
+            parts.append("code %s" % self.api_code)
+        where = " (%s)" % ", ".join(parts) if parts else ""
+        request_id = " [request id %s]" % self.request_id if self.request_id else ""
+        return "%s%s%s" % (self.message, where, request_id)
+
+    def to_dict(self):
+        """The fields a module puts into its result; no secrets can be here."""
+        return dict(
+            message=self.message,
+            method=self.method,
+            path=self.path,
+            status=self.status,
+            api_code=self.api_code,
+            request_id=self.request_id,
+        )
+
+
+class InputError(FleetguardError):
+    """The task's arguments cannot be acted on; raised before any request."""
+
+
+class LookupFailure(FleetguardError):
+    """Identifiers that matched no object or more than one; raised before any write.
+
+    `problems` is a list of dicts: {"field", "value", "reason": "missing"|"ambiguous", "candidates": [...]}.
+    """
+
+    def __init__(self, message, problems=None):
+        super(LookupFailure, self).__init__(message)
+        self.problems = problems or []
+
+
+class ApiError(FleetguardError):
+    """The API answered with an error."""
+
+
+class NotFoundError(ApiError):
+    """The object the request named does not exist (or, for Feishu updates, not at that version)."""
+
+
+class AuthenticationError(ApiError):
+    """Credentials are missing, wrong or expired and could not be refreshed."""
+
+
+class TransientError(ApiError):
+    """A fault that may clear on its own (429, 5xx, connection reset, timeout) that outlived its retries,
+    or a write whose answer was lost.
+
+    `maybe_applied` is True when the request may have reached the server: the caller must re-read the
+    object before deciding to write again, so no change is ever written twice.
+    """
+
+    def __init__(self, message, maybe_applied=False, **kwargs):
+        super(TransientError, self).__init__(message, **kwargs)
+        self.maybe_applied = maybe_applied

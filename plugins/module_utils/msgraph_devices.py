@@ -1,0 +1,298 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Microsoft Graph devices: addressing, lookups and bringing many devices to a desired state in batches.
+
+Reads and writes go through `POST /$batch` (20 per call). PATCH carries only the properties that
+differ. A write whose answer was lost (a 5xx, a reset) is re-read before it is sent again.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+from urllib.parse import quote
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import Change
+from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import apply_changes, changed_fields
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, NotFoundError
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import path_segment
+
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+UPN = re.compile(r"[^\s/\\?#%]+@[^\s/\\?#%]+")
+EXTENSION_ATTRIBUTES = ["extensionAttribute%d" % n for n in range(1, 16)]
+EXTENSION_ATTRIBUTE_MAX = 1024
+
+# Module option -> Graph property, for the properties PATCH may set.
+V1_PROPERTIES = dict(
+    account_enabled="accountEnabled",
+    new_display_name="displayName",
+    operating_system="operatingSystem",
+    operating_system_version="operatingSystemVersion",
+    is_compliant="isCompliant",
+    is_managed="isManaged",
+    extension_attributes="extensionAttributes",
+)
+# Project Rome properties of the beta user-scoped collection (seed 002).
+BETA_PROPERTIES = dict(name="name", manufacturer="manufacturer", model="model", kind="kind", status="status",
+                       platform="platform")
+READ_PROPERTIES = ["id", "deviceId", "displayName", "accountEnabled", "operatingSystem", "operatingSystemVersion",
+                   "isCompliant", "isManaged", "trustType", "profileType", "manufacturer", "model",
+                   "registrationDateTime", "approximateLastSignInDateTime", "extensionAttributes"]
+BETA_READ_PROPERTIES = READ_PROPERTIES + ["name", "kind", "status", "platform"]
+# App-only callers may change only extensionAttributes on devices whose operatingSystem is not Windows.
+APP_ONLY_ANY_OS = frozenset(["extensionAttributes"])
+MAX_WRITE_ROUNDS = 3
+
+
+def odata_string(value):
+    """An OData string literal: single quotes doubled, so a value can never end the literal."""
+    return "'%s'" % value.replace("'", "''")
+
+
+def query_string(options):
+    """`?$select=…&$filter=…` with every value percent-encoded (spaces as %20, as OData expects)."""
+    parts = ["%s=%s" % (key, quote(str(value), safe="(),'$")) for key, value in options if value is not None]
+    return "?" + "&".join(parts) if parts else ""
+
+
+def check_guid(option, value):
+    if not isinstance(value, str) or not GUID.fullmatch(value):
+        raise InputError("%s %r is not a GUID; Microsoft Graph device ids and deviceIds are GUIDs" % (option, value))
+    return value
+
+
+def check_user(value):
+    if value == "me" or (isinstance(value, str) and (GUID.fullmatch(value) or UPN.fullmatch(value))):
+        return value
+    raise InputError("user %r must be 'me', a user object id (GUID) or a user principal name (UPN)" % (value,))
+
+
+def normalize_extension_attributes(value):
+    """Canonical key names, string-or-null values, each at most 1024 characters; refused before any write."""
+    if value is None:
+        return None
+    normalized = {}
+    canonical = dict((name.lower(), name) for name in EXTENSION_ATTRIBUTES)
+    for key, attribute in value.items():
+        name = canonical.get(str(key).lower())
+        if name is None:
+            raise InputError("extension_attributes key %r is not one of extensionAttribute1..extensionAttribute15" % key)
+        if attribute is not None and not isinstance(attribute, str):
+            raise InputError("extension_attributes.%s must be a string or null, not %r" % (name, attribute))
+        if attribute is not None and len(attribute) > EXTENSION_ATTRIBUTE_MAX:
+            raise InputError("extension_attributes.%s is %d characters long; Graph allows at most %d"
+                             % (name, len(attribute), EXTENSION_ATTRIBUTE_MAX))
+        normalized[name] = attribute
+    return normalized
+
+
+def desired_properties(params, api_version):
+    """The Graph properties the user set, from module options."""
+    options = dict(V1_PROPERTIES)
+    if api_version == "beta" and params.get("user"):
+        options.update(BETA_PROPERTIES)
+    desired = {}
+    for option, prop in options.items():
+        value = params.get(option)
+        if value is None:
+            continue
+        desired[prop] = normalize_extension_attributes(value) if option == "extension_attributes" else value
+    if desired.get("extensionAttributes") == {}:
+        del desired["extensionAttributes"]
+    return desired
+
+
+def device_label(device):
+    name = device.get("displayName")
+    return "device %s%s" % (device.get("id"), " (%s)" % name if name else "")
+
+
+class DeviceAddress:
+    """Where a device lives: the tenant-wide collection, or a user's (beta) collection."""
+
+    def __init__(self, api_version="v1.0", user=None):
+        self.user = check_user(user) if user else None
+        if self.user and api_version != "beta":
+            raise InputError("user needs api_version beta: only the beta API has the user-scoped device collection")
+        if self.user == "me":
+            self.collection = "/me/devices"
+        elif self.user:
+            self.collection = "/users/%s/devices" % path_segment(self.user)
+        else:
+            self.collection = "/devices"
+        self.select = ",".join(BETA_READ_PROPERTIES if api_version == "beta" else READ_PROPERTIES)
+
+    def by_id(self, object_id):
+        return "%s/%s" % (self.collection, path_segment(check_guid("id", object_id)))
+
+    def by_device_id(self, device_id):
+        check_guid("device_id", device_id)
+        if self.user:
+            return None  # the user-scoped collection has no alternate key: look it up with $filter
+        return "/devices(deviceId=%s)" % quote(odata_string(device_id), safe="'")
+
+    def read(self, path):
+        return path + query_string([("$select", self.select)])
+
+    def search(self, prop, value, top=20):
+        return self.collection + query_string([("$filter", "%s eq %s" % (prop, odata_string(value))),
+                                               ("$select", self.select), ("$top", top)])
+
+
+def resolve(client, address, field, values):
+    """Map each value of `field` (id, device_id or display_name) to the devices it names:
+    {value: [device, ...]}, read with batched GETs."""
+    values = list(dict.fromkeys(values))
+    requests = []
+    for index, value in enumerate(values):
+        if field == "id":
+            url = address.read(address.by_id(value))
+        elif field == "device_id":
+            key_path = address.by_device_id(value)
+            url = address.read(key_path) if key_path else address.search("deviceId", value)
+        else:
+            url = address.search("displayName", value)
+        requests.append(dict(id=str(index + 1), method="GET", url=url))
+    answers = client.batch(requests)
+    matches = {}
+    for index, value in enumerate(values):
+        request = requests[index]
+        status, dummy, body = answers[request["id"]]
+        if status == 404:
+            matches[value] = []
+        elif status >= 400:
+            raise client.sub_error(request, answers[request["id"]])
+        elif "value" in (body or {}):
+            matches[value] = [d for d in body["value"] if field != "display_name" or d.get("displayName") == value]
+        else:
+            matches[value] = [body]
+    return matches
+
+
+def read_devices(client, address, object_ids):
+    """Fresh reads of devices by object id: {id: device or None when gone}."""
+    requests = [dict(id=str(n + 1), method="GET", url=address.read(address.by_id(oid))) for n, oid in enumerate(object_ids)]
+    answers = client.batch(requests)
+    devices = {}
+    for request, object_id in zip(requests, object_ids):
+        status, dummy, body = answers[request["id"]]
+        if status == 404:
+            devices[object_id] = None
+        elif status >= 400:
+            raise client.sub_error(request, answers[request["id"]])
+        else:
+            devices[object_id] = body
+    return devices
+
+
+def app_only_violations(client, planned):
+    """Devices whose planned change an app-only caller cannot make (non-Windows: extensionAttributes only)."""
+    if not client.app_only:
+        return []
+    problems = []
+    for device, delta in planned:
+        os_name = device.get("operatingSystem") or "unknown"
+        blocked = sorted(set(delta) - APP_ONLY_ANY_OS)
+        if blocked and not os_name.lower().startswith("windows"):
+            problems.append("%s runs %s: an app-only caller may change only extensionAttributes there, not %s"
+                            % (device_label(device), os_name, ", ".join(blocked)))
+    return problems
+
+
+def converge(client, address, devices, desired, check_mode=False):
+    """PATCH every device that differs from `desired`, in batches. Returns {id: Change}.
+
+    Check mode follows the same path and stops before the first write.
+    """
+    outcome = {}
+    planned = []
+    for device in devices:
+        delta = changed_fields(device, desired)
+        if delta:
+            planned.append((device, delta))
+        else:
+            outcome[device["id"]] = Change(device, device, changed=False)
+    problems = app_only_violations(client, planned)
+    if problems:
+        raise InputError("nothing was changed: " + "; ".join(problems))
+    first_seen = dict((device["id"], device) for device, dummy in planned)
+    if check_mode:
+        for device, delta in planned:
+            outcome[device["id"]] = Change(device, apply_changes(device, delta), changed=True)
+        return outcome
+
+    landed = {}  # id -> the device as the PATCH answer gave it, or None (204: read it back)
+    pending, last_error = planned, {}
+    for dummy_round in range(MAX_WRITE_ROUNDS):
+        requests = [dict(id=str(n + 1), method="PATCH", url=address.by_id(device["id"]), body=delta)
+                    for n, (device, delta) in enumerate(pending)]
+        answers = client.batch(requests)
+        unsure = []
+        for request, (device, delta) in zip(requests, pending):
+            answer = answers[request["id"]]
+            if answer[0] < 300:
+                landed[device["id"]] = answer[2] if isinstance(answer[2], dict) and answer[2].get("id") else None
+            elif answer[0] >= 500:
+                unsure.append(device["id"])
+                last_error[device["id"]] = client.sub_error(request, answer)
+            else:
+                outcome[device["id"]] = Change(device, error=client.sub_error(request, answer))
+        pending = []
+        # The answers were lost or ambiguous: read again, and write only what did not land.
+        for object_id, fresh in (read_devices(client, address, unsure).items() if unsure else []):
+            if fresh is None:
+                outcome[object_id] = Change(first_seen[object_id], error=NotFoundError(
+                    "the device was deleted while this task was updating it", method="PATCH",
+                    path=address.by_id(object_id)))
+            elif changed_fields(fresh, desired):
+                pending.append((fresh, changed_fields(fresh, desired)))
+            else:
+                landed[object_id] = fresh
+        if not pending:
+            break
+    for device, dummy in pending:
+        error = last_error[device["id"]]
+        error.message = "gave up after %d rounds, each re-read showed the write had not landed: %s" % (
+            MAX_WRITE_ROUNDS, error.message)
+        outcome[device["id"]] = Change(first_seen[device["id"]], error=error)
+
+    # A 204 carries no device: read back what is there now (in batches, cheap beside the writes).
+    unread = [object_id for object_id, device in landed.items() if device is None]
+    fresh_reads = read_devices(client, address, unread) if unread else {}
+    for object_id, device in landed.items():
+        after = device or fresh_reads.get(object_id) or apply_changes(
+            first_seen[object_id], changed_fields(first_seen[object_id], desired))
+        outcome[object_id] = Change(first_seen[object_id], after, changed=True)
+    return outcome
+
+
+def remove(client, address, devices, check_mode=False):
+    """DELETE devices in batches. Already gone is not a change; a lost answer is settled by a re-read."""
+    if check_mode:
+        return dict((d["id"], Change(d, {}, changed=True)) for d in devices)
+    outcome = {}
+    pending = list(devices)
+    for dummy_round in range(MAX_WRITE_ROUNDS):
+        requests = [dict(id=str(n + 1), method="DELETE", url=address.by_id(d["id"])) for n, d in enumerate(pending)]
+        answers = client.batch(requests)
+        unsure = []
+        for request, device in zip(requests, pending):
+            answer = answers[request["id"]]
+            if answer[0] < 300 or answer[0] == 404:
+                outcome[device["id"]] = Change(device, {}, changed=answer[0] != 404)
+            else:
+                outcome[device["id"]] = Change(device, error=client.sub_error(request, answer))
+                if answer[0] >= 500:
+                    unsure.append(device)
+        fresh = read_devices(client, address, [d["id"] for d in unsure]) if unsure else {}
+        pending = []
+        for device in unsure:
+            if fresh[device["id"]] is None:
+                outcome[device["id"]] = Change(device, {}, changed=True)
+            else:
+                pending.append(device)
+        if not pending:
+            break
+    return outcome

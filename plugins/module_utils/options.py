@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The connection options of both APIs, in one table.
+
+The argument specs (types, defaults, env fallbacks, no_log) and the doc fragments are both built
+from these tables, so documentation and behaviour cannot drift apart.
+Environment variables are tried in the order listed: the names AWX credential types inject come
+first where AWX has a convention.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import env_fallback
+
+COMMON_CONNECTION_OPTIONS = {
+    "validate_certs": dict(
+        type="bool", default=True,
+        description="Verify the API's TLS certificate. Only turn this off against a test endpoint you trust.",
+    ),
+    "timeout": dict(
+        type="float", default=30,
+        description="Seconds to wait for the API to answer one request.",
+    ),
+    "max_retries": dict(
+        type="int", default=5,
+        description=[
+            "How many times one request is retried after a transient fault (HTTP 429, 5xx, connection reset, timeout).",
+            "Waits follow the API's C(Retry-After) (Feishu C(x-ogw-ratelimit-reset)) header, else exponential backoff with jitter.",
+        ],
+    ),
+}
+
+FEISHU_CONNECTION_OPTIONS = {
+    "app_id": dict(
+        type="str", env=["FEISHU_APP_ID"],
+        description="ID of the Feishu/Lark custom app (C(cli_...)), used with O(app_secret) to obtain a tenant_access_token.",
+    ),
+    "app_secret": dict(
+        type="str", no_log=True, env=["FEISHU_APP_SECRET"],
+        description="Secret of the Feishu/Lark custom app.",
+    ),
+    "tenant_access_token": dict(
+        type="str", no_log=True, env=["FEISHU_TENANT_ACCESS_TOKEN"],
+        description=[
+            "A ready tenant_access_token (C(t-...)), used instead of O(app_id) and O(app_secret).",
+            "It cannot be refreshed: when it expires the task fails. Prefer O(app_id) and O(app_secret) for long runs.",
+        ],
+    ),
+    "base_url": dict(
+        type="str", default="https://open.feishu.cn", env=["FEISHU_BASE_URL"],
+        description="Root of the Open Platform API. Use C(https://open.larksuite.com) for Lark.",
+    ),
+}
+
+
+MSGRAPH_CONNECTION_OPTIONS = {
+    "tenant_id": dict(
+        type="str", env=["AZURE_TENANT_ID", "AZURE_TENANT"],
+        description="Directory (tenant) id or a verified domain name of the Microsoft Entra tenant.",
+    ),
+    "client_id": dict(
+        type="str", env=["AZURE_CLIENT_ID"],
+        description="Application (client) id of the app registration that calls Graph.",
+    ),
+    "client_secret": dict(
+        type="str", no_log=True, env=["AZURE_CLIENT_SECRET", "AZURE_SECRET"],
+        description=[
+            "Client secret of the app registration (OAuth2 client credentials).",
+            "E(AZURE_SECRET) is the name AWX's built-in Microsoft Azure Resource Manager credential injects.",
+        ],
+    ),
+    "client_certificate_path": dict(
+        type="path", env=["AZURE_CLIENT_CERTIFICATE_PATH"],
+        description=[
+            "PEM file holding the private key and the certificate registered on the app, used instead of"
+            " O(client_secret): the module signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).",
+            "Needs the Python libraries C(PyJWT) and C(cryptography) on the host that runs the module.",
+        ],
+    ),
+    "client_certificate_password": dict(
+        type="str", no_log=True, env=["AZURE_CLIENT_CERTIFICATE_PASSWORD"],
+        description="Password of the private key in O(client_certificate_path), if it is encrypted.",
+    ),
+    "access_token": dict(
+        type="str", no_log=True, env=["MSGRAPH_ACCESS_TOKEN"],
+        description=[
+            "A ready Graph access token, used instead of client credentials. It cannot be renewed: when it"
+            " expires the task fails.",
+            "A delegated token (one that acts for a user) is paced at Graph's per-user device write limit.",
+        ],
+    ),
+    "cloud": dict(
+        type="str", default="global", choices=["global", "usgov", "usgovdod", "china"],
+        description=[
+            "National cloud: V(global) (graph.microsoft.com), V(usgov) (GCC High, graph.microsoft.us),"
+            " V(usgovdod) (DoD, dod-graph.microsoft.us), V(china) (21Vianet, microsoftgraph.chinacloudapi.cn).",
+            "Sets the defaults of O(graph_endpoint) and O(authority_host).",
+        ],
+    ),
+    "graph_endpoint": dict(
+        type="str", env=["MSGRAPH_ENDPOINT"],
+        description="Root of the Graph API, overriding the one of O(cloud), for example C(https://graph.microsoft.com).",
+    ),
+    "authority_host": dict(
+        type="str", env=["AZURE_AUTHORITY_HOST"],
+        description="Token authority, overriding the one of O(cloud), for example C(https://login.microsoftonline.com).",
+    ),
+}
+
+
+def _with_common(options):
+    table = dict(options)
+    table.update(COMMON_CONNECTION_OPTIONS)
+    return table
+
+
+FEISHU_OPTIONS = _with_common(FEISHU_CONNECTION_OPTIONS)
+MSGRAPH_OPTIONS = _with_common(MSGRAPH_CONNECTION_OPTIONS)
+
+
+def argument_spec(table):
+    """AnsibleModule argument_spec entries for a connection table."""
+    spec = {}
+    for name, option in table.items():
+        entry = dict(type=option["type"])
+        for key in ("default", "no_log", "choices"):
+            if key in option:
+                entry[key] = option[key]
+        if option.get("env"):
+            entry["fallback"] = (env_fallback, list(option["env"]))
+        spec[name] = entry
+    return spec
+
+
+def doc_options(table):
+    """The `options:` mapping of a doc fragment for a connection table."""
+    docs = {}
+    for name, option in table.items():
+        description = option["description"]
+        description = list(description) if isinstance(description, list) else [description]
+        env = option.get("env")
+        if env:
+            names = " then ".join("E(%s)" % var for var in env)
+            description.append("If not set, the value of the environment variable %s is used." % names)
+        entry = dict(description=description, type=option["type"])
+        for key in ("default", "choices"):
+            if key in option:
+                entry[key] = option[key]
+        docs[name] = entry
+    return docs
+
+
+def connection_params(params, table):
+    """The subset of module params that belong to a connection table."""
+    return dict((name, params.get(name)) for name in table)
+
+
+def feishu_fragment():
+    return "Connection options of the Feishu/Lark modules.", dict(
+        options=doc_options(FEISHU_OPTIONS),
+        requirements=["requests >= 2.25 (on the host that runs the module)"],
+        notes=[
+            "Connection options can be set once for a play with C(module_defaults) and the action group"
+            " C(group/fleetguard.devices.feishu) (or C(group/fleetguard.devices.all)).",
+            "The app needs the C(security_and_compliance:device_record:read) scope to read device records and"
+            " C(security_and_compliance:device_record:write) to change them.",
+        ],
+    )
+
+
+def msgraph_fragment():
+    return "Connection options of the Microsoft Graph modules.", dict(
+        options=doc_options(MSGRAPH_OPTIONS),
+        requirements=[
+            "requests >= 2.25 (on the host that runs the module)",
+            "PyJWT and cryptography, only for O(client_certificate_path)",
+        ],
+        notes=[
+            "Connection options can be set once for a play with C(module_defaults) and the action group"
+            " C(group/fleetguard.devices.msgraph) (or C(group/fleetguard.devices.all)).",
+            "Reading devices needs the C(Device.Read.All) application permission; changing them"
+            " C(Device.ReadWrite.All). Application callers may change only C(extensionAttributes) of devices"
+            " whose operating system is not Windows.",
+        ],
+    )
+
+
+# doc fragment name -> function returning (summary, fragment document); rendered by tools/render-doc-fragments.
+DOC_FRAGMENTS = dict(feishu=feishu_fragment, msgraph=msgraph_fragment)

@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP transport shared by both API clients.
+
+One keep-alive `requests.Session` per client, timeouts, TLS verification, a client-side rate limiter
+so bulk runs stay under the API's limits instead of provoking 429s, and bounded retries with
+`Retry-After` (or Feishu's `x-ogw-ratelimit-reset`) and jittered exponential backoff.
+
+Writes are retried here only when the server says it did not apply them (429). A write that met a
+connection error, a timeout or a 5xx raises TransientError(maybe_applied=True): the client re-reads
+the object before trying again, so a change is never written twice.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import random
+import threading
+import time
+import traceback
+
+from urllib.parse import quote, urlparse
+
+REQUESTS_IMPORT_ERROR = None
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    HAS_REQUESTS = True
+except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import TransientError
+
+USER_AGENT = "fleetguard.devices/0.1.0"
+SAFE_METHODS = frozenset(["GET", "HEAD", "OPTIONS"])
+RETRIABLE_STATUSES = frozenset([429, 500, 502, 503, 504])
+# Headers that name how long to wait before retrying, in the order they are trusted.
+RETRY_AFTER_HEADERS = ("Retry-After", "x-ogw-ratelimit-reset")
+
+
+def path_segment(value):
+    """Quote one path segment so no value can add a segment, a query, or a dot-segment.
+
+    urllib3 removes literal `.`/`..` segments from paths, so dots are encoded too.
+    """
+    return quote(str(value), safe="").replace(".", "%2E")
+
+
+class RateLimiter:
+    """Spaces request starts so no more than `per_second` begin in any one-second window.
+
+    Shared by the worker threads of one client. `pause()` holds everyone back after the server
+    asked for a wait (a 429), so one throttled worker slows the whole run, not just itself.
+    """
+
+    # Aim a little under the published limit: the server's window and ours do not share a clock.
+    HEADROOM = 0.95
+
+    def __init__(self, per_second, clock=time.monotonic, sleep=time.sleep):
+        self.interval = 1.0 / (per_second * self.HEADROOM)
+        self._clock = clock
+        self._sleep = sleep
+        self._next_start = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+    def pause(self, seconds):
+        with self._lock:
+            self._next_start = max(self._next_start, self._clock() + seconds)
+
+
+class Response:
+    """What the clients need from an HTTP answer: status, headers, parsed JSON (or None), text."""
+
+    def __init__(self, status, headers, text):
+        self.status = status
+        self.headers = headers
+        self.text = text
+        try:
+            self.json = json.loads(text) if text else None
+        except ValueError:
+            self.json = None
+
+
+def retry_after_seconds(headers):
+    """Seconds the server asked us to wait, or None. Graph may send decimals (0.249), so parse floats."""
+    for name in RETRY_AFTER_HEADERS:
+        value = headers.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            continue
+    return None
+
+
+class HttpTransport:
+    """Sends requests to one API host with retries and rate limiting. Holds no credentials."""
+
+    def __init__(self, base_url, timeout=30, validate_certs=True, max_retries=5,
+                 backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.verify = validate_certs
+        self.session.headers["User-Agent"] = USER_AGENT
+        # Our own retry loop decides what is safe to resend; urllib3 must not resend behind our back.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.calls = 0
+
+    def backoff(self, attempt):
+        """Full-jitter exponential backoff, capped."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
+
+    def url(self, path):
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        return self.base_url + path
+
+    def request(self, method, path, params=None, json_body=None, data=None, headers=None, limiter=None,
+                idempotent=None):
+        """Send a request; return a Response for any status that is not retried away.
+
+        Raises TransientError when retries run out, or at once for a write whose answer was lost.
+        `path` may be absolute (a `@odata.nextLink`); errors name only the path, never headers.
+        `idempotent=True` marks a POST that is safe to resend (a token request).
+        """
+        method = method.upper()
+        is_write = (method not in SAFE_METHODS) if idempotent is None else not idempotent
+        url = self.url(path)
+        error_path = path.split("?", 1)[0] if path.startswith("/") else urlparse(path).path
+        attempt = 0
+        while True:
+            if limiter is not None:
+                limiter.acquire()
+            self.calls += 1
+            try:
+                answer = self.session.request(method, url, params=params, json=json_body, data=data,
+                                              headers=headers, timeout=self.timeout, allow_redirects=False)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                reason = "connection failed (%s)" % type(exc).__name__
+                if is_write:
+                    raise TransientError("%s before an answer to a write arrived" % reason,
+                                         maybe_applied=True, method=method, path=error_path)
+                if attempt >= self.max_retries:
+                    raise TransientError("%s; gave up after %d attempts" % (reason, attempt + 1),
+                                         method=method, path=error_path)
+                self.sleep(self.backoff(attempt))
+                attempt += 1
+                continue
+
+            response = Response(answer.status_code, answer.headers, answer.text)
+            if response.status not in RETRIABLE_STATUSES:
+                return response
+            wait = retry_after_seconds(response.headers)
+            if response.status != 429 and is_write:
+                # A 5xx after a write: the server may or may not have applied it.
+                return response
+            if attempt >= self.max_retries:
+                return response
+            if wait is None:
+                wait = self.backoff(attempt)
+            else:
+                wait = wait + random.uniform(0, 0.1 * max(wait, 0.1))
+            if limiter is not None and response.status == 429:
+                limiter.pause(wait)
+            else:
+                self.sleep(wait)
+            attempt += 1
+
+    def close(self):
+        self.session.close()

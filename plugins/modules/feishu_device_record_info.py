@@ -1,0 +1,191 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: feishu_device_record_info
+short_description: Read Feishu/Lark device records
+version_added: 0.1.0
+description:
+  - Returns device records of Feishu/Lark security and compliance (device management), by id or through the
+    list endpoint with any of its filters, following every page.
+  - Never changes anything.
+author:
+  - Fleetguard devices team (@fleetguard)
+extends_documentation_fragment:
+  - fleetguard.devices.feishu
+  - fleetguard.devices.attributes.info_module
+  - fleetguard.devices.attributes.feishu_group
+options:
+  device_record_id:
+    description:
+      - Ids of the records to read. A record that does not exist is left out of RV(device_records) and named in
+        RV(missing). Cannot be combined with O(filters).
+    type: list
+    elements: str
+  filters:
+    description:
+      - Filters of the list endpoint, combined with AND, for example C(device_status), C(device_ownership),
+        C(device_terminal_type), C(os), C(device_name), C(serial_number), C(mac_address), C(current_user_id),
+        C(latest_user_id), C(is_managed), C(did), C(user_id_type).
+      - The enum filters accept names as well as the API's integers (C(device_status) V(unknown), V(trusted),
+        V(untrusted); C(device_ownership) V(unknown), V(personal), V(company); C(device_terminal_type) V(unknown),
+        V(mobile), V(desktop); C(os) V(unknown), V(windows), V(macos), V(linux), V(android), V(ios),
+        V(openharmony)).
+      - An unknown filter name or enum name fails the task before any request.
+    type: dict
+  limit:
+    description:
+      - Stop after this many records. Without it every page is read.
+    type: int
+seealso:
+  - module: fleetguard.devices.feishu_device_record
+"""
+
+EXAMPLES = r"""
+- name: All untrusted company desktops
+  fleetguard.devices.feishu_device_record_info:
+    filters:
+      device_status: untrusted
+      device_ownership: company
+      device_terminal_type: desktop
+  register: untrusted
+
+- name: Two records by id
+  fleetguard.devices.feishu_device_record_info:
+    device_record_id:
+      - "7400000000000000001"
+      - "7400000000000000002"
+  register: found
+"""
+
+RETURN = r"""
+device_records:
+  description: The records found, with the API's field names and integer enums.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - device_record_id: "7400000000000000001"
+      version: "0"
+      device_name: FG-LAPTOP-0001
+      serial_number: C02FG0001
+      device_system: 2
+      device_status: 1
+      device_ownership: 2
+missing:
+  description: Values of O(device_record_id) that matched no record.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import (
+    ENUM_FILTERS,
+    FeishuClient,
+    check_device_record_id,
+)
+from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, argument_spec
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+
+STRING_FILTERS = frozenset([
+    "device_record_id", "current_user_id", "user_id_type", "device_name", "serial_number", "disk_serial_number",
+    "mac_address", "android_id", "uuid", "idfv", "aaid", "latest_user_id", "did", "mdm_device_id",
+    "mdm_provider_name", "cert_serial_number", "cert_issuer",
+])
+BOOL_FILTERS = frozenset(["is_managed", "is_public"])
+INT_FILTERS = frozenset(["lsa_client_status", "device_env_detect_status", "source"])
+
+
+def list_filters(filters):
+    """Validate filters and put them in the form the list endpoint expects."""
+    params = {}
+    for name, value in (filters or {}).items():
+        if value is None:
+            continue
+        if name in ENUM_FILTERS:
+            params[name] = _enum_value(name, value, ENUM_FILTERS[name])
+        elif name in BOOL_FILTERS:
+            if not isinstance(value, bool):
+                raise InputError("filter %s must be true or false, not %r" % (name, value))
+            params[name] = "true" if value else "false"
+        elif name in INT_FILTERS:
+            try:
+                params[name] = int(value)
+            except (TypeError, ValueError):
+                raise InputError("filter %s must be an integer, not %r" % (name, value))
+        elif name in STRING_FILTERS:
+            params[name] = str(value)
+        else:
+            known = sorted(set(ENUM_FILTERS) | BOOL_FILTERS | INT_FILTERS | STRING_FILTERS)
+            raise InputError("unknown filter %r; the list endpoint accepts %s" % (name, ", ".join(known)))
+    return params
+
+
+def _enum_value(name, value, names):
+    if isinstance(value, bool):
+        raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
+    if isinstance(value, int) and value in names.values():
+        return value
+    if isinstance(value, str):
+        if value.lower() in names:
+            return names[value.lower()]
+        if value.isdigit() and int(value) in names.values():
+            return int(value)
+    raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
+
+
+def run(module, client):
+    params = module.params
+    limit = params.get("limit")
+    if limit is not None and limit < 1:
+        raise InputError("limit must be at least 1")
+    records, missing = [], []
+    if params.get("device_record_id") is not None:
+        for record_id in params["device_record_id"]:
+            check_device_record_id(record_id)
+        for record_id in params["device_record_id"]:
+            record = client.get_record(record_id)
+            if record is None:
+                missing.append(record_id)
+            else:
+                records.append(record)
+    else:
+        page_size = min(limit, 100) if limit else 100
+        for record in client.iter_records(list_filters(params.get("filters")), page_size=page_size):
+            records.append(record)
+            if limit and len(records) >= limit:
+                break
+    if limit:
+        records = records[:limit]
+    return dict(changed=False, device_records=records, missing=missing)
+
+
+def main():
+    spec = dict(
+        device_record_id=dict(type="list", elements="str"),
+        filters=dict(type="dict"),
+        limit=dict(type="int"),
+    )
+    spec.update(argument_spec(FEISHU_OPTIONS))
+    module = AnsibleModule(argument_spec=spec, mutually_exclusive=[("device_record_id", "filters")],
+                           supports_check_mode=True)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    try:
+        module.exit_json(**run(module, FeishuClient.from_params(module.params)))
+    except FleetguardError as exc:
+        module.fail_json(msg=str(exc), error=exc.to_dict())
+
+
+if __name__ == "__main__":
+    main()

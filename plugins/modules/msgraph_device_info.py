@@ -1,0 +1,199 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: msgraph_device_info
+short_description: Read Microsoft Entra devices through Microsoft Graph
+version_added: 0.1.0
+description:
+  - Returns devices by object id, device id or display name (read in batches of 20), or all devices matching
+    a raw OData C($filter), following C(@odata.nextLink) through every page.
+  - Never changes anything.
+author:
+  - Fleetguard devices team (@fleetguard)
+extends_documentation_fragment:
+  - fleetguard.devices.msgraph
+  - fleetguard.devices.attributes.info_module
+  - fleetguard.devices.attributes.msgraph_group
+options:
+  id:
+    description:
+      - Object ids (GUIDs) of the devices to read. Ids that match nothing are named in RV(missing).
+      - At most one of O(id), O(device_id), O(display_name) and O(filter).
+    type: list
+    elements: str
+  device_id:
+    description:
+      - Device ids (the C(deviceId) alternate key, GUIDs) of the devices to read.
+    type: list
+    elements: str
+  display_name:
+    description:
+      - Display names of the devices to read. Every device with that exact name is returned.
+    type: list
+    elements: str
+  filter:
+    description:
+      - A raw OData C($filter) expression, for example C(operatingSystem eq 'Windows' and accountEnabled eq false).
+      - It is sent as written, so quote string literals yourself and double any C(') inside them.
+      - Filters on C(extensionAttributes), C(ne), C(not) and C(endsWith) need O(advanced_query=true).
+    type: str
+  select:
+    description:
+      - Properties to return (C($select)). The default is the set the other modules of this collection read.
+    type: list
+    elements: str
+  advanced_query:
+    description:
+      - Send C(ConsistencyLevel=eventual) and C($count=true), which Graph requires for advanced queries.
+      - Then RV(count) is returned too.
+    type: bool
+    default: false
+  limit:
+    description:
+      - Stop after this many devices. Without it every page is read.
+    type: int
+  api_version:
+    description:
+      - Graph version. V(beta) with O(user) reads the user-scoped collection (retired by Microsoft on 2020-09-30).
+    type: str
+    choices: [v1.0, beta]
+    default: v1.0
+  user:
+    description:
+      - With O(api_version=beta), read the devices of this user (C(me), an object id or a user principal name).
+    type: str
+seealso:
+  - module: fleetguard.devices.msgraph_device
+"""
+
+EXAMPLES = r"""
+- name: Disabled Windows devices
+  fleetguard.devices.msgraph_device_info:
+    filter: "operatingSystem eq 'Windows' and accountEnabled eq false"
+  register: disabled
+
+- name: Devices tagged by the quarantine role (an advanced query)
+  fleetguard.devices.msgraph_device_info:
+    filter: "startswith(extensionAttributes/extensionAttribute15, 'quarantine:')"
+    advanced_query: true
+    select: [id, displayName, extensionAttributes]
+  register: quarantined
+
+- name: Two devices by display name
+  fleetguard.devices.msgraph_device_info:
+    display_name: [FG-WS-0001, "Bob's iPhone"]
+"""
+
+RETURN = r"""
+devices:
+  description: The devices found, with Graph's property names.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 6a59ea83-02bd-468f-a40b-f2c3d1821983
+      deviceId: eab73519-780d-4d43-be6d-a4a89af2a348
+      displayName: FG-WS-0001
+      accountEnabled: true
+      operatingSystem: Windows
+missing:
+  description: Values of O(id), O(device_id) or O(display_name) that matched no device.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+count:
+  description: The total Graph reported (C(@odata.count)) for the query.
+  returned: when O(advanced_query=true) and O(filter) or no identifier is given
+  type: int
+  sample: 42
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
+    DeviceAddress,
+    query_string,
+    resolve,
+)
+from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+
+IDENTITY_FIELDS = ("id", "device_id", "display_name")
+PAGE_MAX = 999
+
+
+def run(module, client):
+    params = module.params
+    limit = params.get("limit")
+    if limit is not None and limit < 1:
+        raise InputError("limit must be at least 1")
+    address = DeviceAddress(params["api_version"], params.get("user"))
+    if params.get("select"):
+        address.select = ",".join(params["select"])
+    result = dict(changed=False, devices=[], missing=[])
+    for field in IDENTITY_FIELDS:
+        values = params.get(field)
+        if values:
+            matches = resolve(client, address, field, values)
+            for value in dict.fromkeys(values):
+                if matches[value]:
+                    result["devices"].extend(matches[value])
+                else:
+                    result["missing"].append(value)
+            if limit:
+                result["devices"] = result["devices"][:limit]
+            return result
+
+    options = [("$filter", params.get("filter")), ("$select", address.select),
+               ("$top", min(limit, PAGE_MAX) if limit else PAGE_MAX)]
+    headers = None
+    if params["advanced_query"]:
+        options.append(("$count", "true"))
+        headers = {"ConsistencyLevel": "eventual"}
+    first_page = {}
+
+    def remember_count(page):
+        first_page.setdefault("count", page.get("@odata.count"))
+
+    result["devices"] = list(client.iter_pages(address.collection + query_string(options), headers=headers,
+                                               limit=limit, on_page=remember_count))
+    if params["advanced_query"] and first_page.get("count") is not None:
+        result["count"] = first_page["count"]
+    return result
+
+
+def main():
+    spec = dict(
+        id=dict(type="list", elements="str"),
+        device_id=dict(type="list", elements="str"),
+        display_name=dict(type="list", elements="str"),
+        filter=dict(type="str"),
+        select=dict(type="list", elements="str"),
+        advanced_query=dict(type="bool", default=False),
+        limit=dict(type="int"),
+        api_version=dict(type="str", default="v1.0", choices=["v1.0", "beta"]),
+        user=dict(type="str"),
+    )
+    spec.update(argument_spec(MSGRAPH_OPTIONS))
+    module = AnsibleModule(argument_spec=spec, mutually_exclusive=[IDENTITY_FIELDS + ("filter",)],
+                           supports_check_mode=True)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    try:
+        module.exit_json(**run(module, GraphClient.from_params(module.params)))
+    except FleetguardError as exc:
+        module.fail_json(msg=str(exc), error=exc.to_dict())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Local emulators of the cloud APIs this collection talks to, for tests and demos.
+
+Standard library only (the Graph emulator's certificate credentials need `cryptography`,
+imported only when used). `sandbox.server` holds the reusable machinery (HTTP server,
+router, wire log, fault plan, rate limiter); each emulated API lives in its own module.
+"""
+
+from sandbox.feishu import FeishuSandbox
+from sandbox.msgraph import GraphSandbox
+
+__all__ = ["FeishuSandbox", "GraphSandbox"]

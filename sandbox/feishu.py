@@ -1,0 +1,679 @@
+"""Emulator of the Feishu/Lark `security_and_compliance/v2/device_records` API.
+
+Follows /work/shared/specs/feishu-device-records.md: token endpoint, create/list/get/
+update/delete/mine, gateway auth errors, per-app rate limits and optimistic versions.
+"""
+
+import random
+import re
+import secrets
+import time
+import uuid
+
+from sandbox.server import GENERIC_FAULT_ACTIONS, Emulator, RateLimiter, Response, json_response
+
+TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+RECORDS_PATH = "/open-apis/security_and_compliance/v2/device_records"
+
+TOKEN_LIFETIME = 7200
+TOKEN_REISSUE_BELOW = 1800  # the same token is returned while at least 30 minutes are left
+
+RATE_LIMITS = {"create": 10, "list": 10, "update": 10, "delete": 10, "get": 50, "mine": 50}
+DEFAULT_LIMIT_FOR_FAULTS = 10
+GATEWAY_TITLES = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out"}
+
+# (HTTP status, code, msg)
+PARAM_ERROR = (400, 1780101, "Request param error.")
+INTERNAL_ERROR = (500, 1780001, "Internal server error.")
+NOT_FOUND = (400, 1785008, "The device is not found. Please check the parameter device_record_id.")
+NOT_FOUND_OR_STALE = (400, 1785008, "The device is not found. Please check the parameter device_record_id and version.")
+INVALID_DEVICE_INFO = (
+    400,
+    1785005,
+    "The device information corresponding to the operating system is invalid. "
+    "Please check the device information in the request.",
+)
+INVALID_DEVICE_SYSTEM = (400, 1785007, "The parameter device_system is invalid.")
+DEVICE_EXISTS = (400, 1785010, "The device already exists.")
+NOT_AUTHENTICATED_DEVICE = (400, 1785011, "The current user identity has not completed device authentication.")
+NEED_TOKEN = (400, 99991661, "Need a token")
+INVALID_TENANT_TOKEN = (
+    400,
+    99991663,
+    "Invalid access token for authorization. Please make a request with token attached",
+)
+USER_TOKEN_NOT_SUPPORTED = (400, 99991668, "user access token not support")
+MALFORMED_TOKEN = (400, 99991671, "Invalid token: must start with t-/u-")
+RATE_LIMITED = (429, 99991400, "request trigger frequency limit")
+TOKEN_INVALID_PARAM = (400, 10003, "invalid param")
+TOKEN_BAD_SECRET = (400, 10014, "app secret invalid")
+
+DESKTOP_SYSTEMS = (1, 2, 3)  # Windows, macOS, Linux
+DESKTOP_IDENTIFIERS = ("serial_number", "disk_serial_number", "uuid")
+MOBILE_IDENTIFIER = {4: "android_id", 5: "idfv", 6: "aaid"}  # Android, iOS, OpenHarmony
+ALL_IDENTIFIERS = DESKTOP_IDENTIFIERS + tuple(MOBILE_IDENTIFIER.values())
+CREATE_STRING_FIELDS = ALL_IDENTIFIERS + ("mac_address",)
+
+USER_ID_TYPES = ("open_id", "union_id", "user_id")
+RECORD_ID_BASE = 7400000000000000000  # + index: 19-digit ids like the docs' examples
+DATA_EPOCH = 1735689600  # 2025-01-01: generated timestamps are deterministic from the seed
+
+# List filters: query name -> record field (None = derived, see _filter_value).
+STRING_FILTERS = {
+    name: name
+    for name in (
+        "device_record_id", "device_name", "serial_number", "disk_serial_number", "mac_address",
+        "android_id", "uuid", "idfv", "aaid", "mdm_device_id", "mdm_provider_name",
+        "cert_serial_number", "cert_issuer",
+    )
+}
+USER_FILTERS = ("current_user_id", "latest_user_id")
+INT_FILTERS = {  # query name -> (record field, allowed values)
+    "device_ownership": ("device_ownership", range(3)),
+    "device_status": ("device_status", range(3)),
+    "device_terminal_type": ("device_terminal_type", range(3)),
+    "os": ("device_system", range(7)),
+    "source": ("source", range(3)),
+    "lsa_client_status": (None, (1, 2)),
+    "device_env_detect_status": (None, range(3)),
+}
+BOOL_FILTERS = ("is_managed", "is_public")
+
+# (model, name kind) per device_system; the kind shapes the generated device_name.
+MODELS = {
+    1: [("ThinkPad X1 Carbon Gen 11", "LAPTOP"), ("Latitude 7440", "LAPTOP"), ("EliteBook 840 G10", "LAPTOP"),
+        ("OptiPlex 7010", "DESKTOP")],
+    2: [("MacBookPro18,1", "LAPTOP"), ("MacBookPro18,3", "LAPTOP"), ("MacBookAir10,1", "LAPTOP"),
+        ("Mac14,13", "DESKTOP")],
+    3: [("ThinkPad T14 Gen 3", "LAPTOP"), ("Precision 3660", "WORKSTATION")],
+    4: [("Pixel 8", "PHONE"), ("SM-S9180", "PHONE"), ("23127PN0CC", "PHONE"), ("SM-X710", "TABLET")],
+    5: [("iPhone13,2", "PHONE"), ("iPhone14,5", "PHONE"), ("iPhone15,3", "PHONE"), ("iPad13,4", "TABLET")],
+    6: [("ALN-AL00", "PHONE"), ("HBN-AL80", "PHONE"), ("BRA-AL00", "TABLET")],
+}
+SYSTEM_WEIGHTS = {1: 34, 2: 26, 3: 8, 4: 15, 5: 14, 6: 3}
+MDM_PROVIDERS = ("Workspace_ONE", "Jamf", "Intune")
+CERT_ISSUERS = ("Root-CA", "FleetGuard Issuing CA 1")
+
+
+def drop_empty(fields):
+    """Leave out unset values the way the API omits them (None, "" and []); 0/false stay."""
+    return {key: value for key, value in fields.items() if value is not None and value != "" and value != []}
+
+
+def render_user_id(open_id, user_id_type):
+    """Show a stored open_id (ou_<hex>) as the requested ID kind."""
+    suffix = open_id[3:]
+    if user_id_type == "union_id":
+        return "on_" + suffix
+    if user_id_type == "user_id":
+        return suffix[:8]
+    return open_id
+
+
+def generate_records(count, seed):
+    """Deterministic, realistic fleet: same (count, seed) -> same records."""
+    rng = random.Random(seed)
+    users = ["ou_" + f"{rng.getrandbits(128):032x}" for _user in range(max(8, count // 3))]
+    records = {}
+    for index in range(1, count + 1):
+        # The first six cover every OS, so tests can rely on each one existing.
+        system = index if index <= 6 else rng.choices(list(SYSTEM_WEIGHTS), weights=list(SYSTEM_WEIGHTS.values()))[0]
+        record = _generate_record(rng, index, system, users)
+        records[record["device_record_id"]] = record
+    return records
+
+
+def _generate_record(rng, index, system, users):
+    desktop = system in DESKTOP_SYSTEMS
+    model, kind = rng.choice(MODELS[system])
+    certification_level = rng.choices([0, 1, 2], weights=[15, 55, 30])[0]
+    managed = certification_level == 2
+    created_at = DATA_EPOCH + rng.randint(0, 300 * 86400)
+    latest_user = rng.choice(users)
+    current_user = latest_user if rng.random() < 0.85 else None
+    env_status = rng.choice([None, 1, 1, 2])
+    lsa_bound = desktop and rng.random() < 0.5
+    return drop_empty({
+        "device_record_id": str(RECORD_ID_BASE + index),
+        "version": "0",
+        "current_user_id": current_user,
+        "device_name": f"FG-{kind}-{index:04d}",
+        "model": model,
+        "device_system": system,
+        "serial_number": f"C02FG{index:04d}" if desktop else None,
+        "disk_serial_number": f"S5GXNF0W{index:06d}" if desktop else None,
+        "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper() if desktop else None,
+        "mac_address": _mac(rng) if desktop or system == 4 else None,
+        "android_id": f"{rng.getrandbits(64):016x}" if system == 4 else None,
+        "idfv": str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper() if system == 5 else None,
+        "aaid": str(uuid.UUID(int=rng.getrandbits(128), version=4)) if system == 6 else None,
+        "device_ownership": rng.choices([0, 1, 2], weights=[10, 30, 60])[0],
+        "device_status": rng.choices([0, 1, 2], weights=[15, 65, 20])[0],
+        "certification_level": certification_level,
+        "device_terminal_type": 2 if desktop else 1,
+        "latest_user_id": latest_user,
+        "dids": [str(rng.randint(7 * 10**18, 8 * 10**18 - 1)) for _did in range(rng.randint(1, 2))],
+        "is_managed": managed,
+        "mdm_device_id": f"{rng.getrandbits(48):012x}" if managed else None,
+        "mdm_provider_name": rng.choice(MDM_PROVIDERS) if managed else None,
+        "lsa_info": (
+            f"lsa_{rng.getrandbits(32):08x},{rng.choice(['online', 'offline'])},"
+            f"{created_at},{created_at + rng.randint(0, 30 * 86400)},5.{rng.randint(10, 20)}.0"
+            if lsa_bound else None
+        ),
+        "device_env_info": f"detect_status={env_status}" if env_status else None,
+        "created_at": created_at,
+        "updated_at": created_at + rng.randint(0, 60 * 86400),
+        "is_public": rng.random() < 0.05,
+        "source": rng.choices([1, 2], weights=[40, 60])[0],
+        "cert_verified_at_unix": str((created_at + 3600) * 1000) if managed else None,
+        "cert_serial_number": f"{rng.getrandbits(64):016X}" if managed else None,
+        "cert_issuer": rng.choice(CERT_ISSUERS) if managed else None,
+    })
+
+
+def _mac(rng):
+    return ":".join(f"{byte:02x}" for byte in [0xAC, 0xDE, 0x48] + [rng.randrange(256) for _byte in range(3)])
+
+
+def _has_ownership_and_status(payload):
+    """Both required ints 0-2 (create and update replace both together)."""
+    return _is_enum(payload.get("device_ownership"), range(3)) and _is_enum(payload.get("device_status"), range(3))
+
+
+def _error(error, **headers):
+    status, code, msg = error
+    return Response(status, {"code": code, "msg": msg}, dict(headers))
+
+
+def _gateway_error(error):
+    """Gateway errors also carry an empty data object (as seen in real reports)."""
+    status, code, msg = error
+    return Response(status, {"code": code, "msg": msg, "data": {}})
+
+
+def _success(data):
+    return Response(200, {"code": 0, "msg": "success", "data": data})
+
+
+def _is_int(value):
+    # bool is an int subclass in Python but not an int on the wire
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_enum(value, allowed):
+    return _is_int(value) and value in allowed
+
+
+class FeishuSandbox(Emulator):
+    name = "feishu"
+    fault_actions = GENERIC_FAULT_ACTIONS + ("expire_tokens", "concurrent_edit")
+
+    def __init__(self, records=50, seed=1, rate_limits=True, rate_limit_scale=1.0,
+                 app_id="cli_sandbox", app_secret="sandbox-secret"):
+        super().__init__()
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.clock = time.time  # replaceable in tests to age tokens
+        self.rate_limiter = RateLimiter(RATE_LIMITS, enabled=rate_limits, scale=rate_limit_scale)
+        self.record_count = records
+        self.seed = seed
+        self.records = {}
+        self._tokens = {}  # token -> {"app_id", "expires_at"}
+        self._latest_token = {}  # app_id -> last issued token
+        self._issued = []  # every token ever issued, so tests can look for leaks
+        self._page_tokens = {}  # opaque page_token -> last device_record_id of the previous page
+        self._next_id = 1
+        self._regenerate()
+        self._add_routes()
+        self._add_control_routes()
+
+    # Python API for tests
+
+    def add_record(self, **fields):
+        """Insert a record as is (no validation, duplicates allowed); returns a copy."""
+        now = self._now()
+        with self.lock:
+            record_id = str(fields.pop("device_record_id", None) or self._new_record_id())
+            if record_id in self.records:
+                raise ValueError(f"record {record_id} already exists")
+            record = drop_empty({"device_record_id": record_id, "version": "0", **fields})
+            record.setdefault("created_at", now)
+            record.setdefault("updated_at", now)
+            self.records[record_id] = record
+            self._next_id = max(self._next_id, int(record_id) - RECORD_ID_BASE + 1)
+            return dict(record)
+
+    def concurrent_edit(self, record_id, **fields):
+        """Another writer changes the record: bump its version, touch updated_at, apply fields."""
+        with self.lock:
+            record = self.records[record_id]
+            record.update(fields)
+            self._bump(record)
+            return dict(record)
+
+    def issued_tokens(self):
+        """Every tenant_access_token issued so far, expired ones included."""
+        with self.lock:
+            return list(self._issued)
+
+    def expire_tokens(self):
+        """Invalidate every issued tenant_access_token; returns how many there were."""
+        with self.lock:
+            count = len(self._tokens)
+            self._tokens.clear()
+            self._latest_token.clear()
+            return count
+
+    def reset(self, seed=None, rate_limits=None, records=None, rate_limit_scale=None):
+        """Regenerate the records (tokens and the wire log survive); clears faults and rate windows."""
+        with self.lock:
+            if seed is not None:
+                self.seed = seed
+            if records is not None:
+                self.record_count = records
+            self._regenerate()
+        self.rate_limiter.configure(enabled=rate_limits, scale=rate_limit_scale)
+        self.faults.clear()
+
+    def ready_info(self):
+        return {self.name: self.url, "app_id": self.app_id, "app_secret": self.app_secret}
+
+    # Emulator hooks
+
+    def fault_applies(self, rule, request):
+        if rule["action"] != "concurrent_edit":
+            return True
+        record_id = self._record_id_in(request)
+        with self.lock:
+            return request.method == "PUT" and record_id in self.records
+
+    def apply_fault(self, rule, request):
+        if rule["action"] == "expire_tokens":
+            self.expire_tokens()
+        elif rule["action"] == "concurrent_edit":
+            with self.lock:
+                record_id = self._record_id_in(request)
+                if record_id in self.records:
+                    self.concurrent_edit(record_id, **rule.get("fields", {}))
+
+    def fault_status_response(self, rule, request):
+        status = rule["status"]
+        if status == 429:
+            route = self.routes.match(request.method, request.path)[0]
+            limit = self.rate_limiter.limit_for(route.name) if route and route.name else None
+            return self._rate_limited(limit or DEFAULT_LIMIT_FOR_FAULTS, int(rule.get("reset", 1)))
+        if status == 500:
+            return _error((500, rule.get("code", INTERNAL_ERROR[1]), rule.get("msg", INTERNAL_ERROR[2])))
+        if status in (502, 503, 504):
+            return self._gateway_page(status)
+        return _error((status, rule.get("code", status), rule.get("msg", f"sandbox fault {status}")))
+
+    def finish_response(self, request, response):
+        log_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(9).upper()
+        response.headers["X-Tt-Logid"] = log_id
+        if isinstance(response.body, dict) and response.body.get("code", 0) != 0:
+            response.body["error"] = {"log_id": log_id}
+
+    def api_code(self, response):
+        body = response.body
+        if isinstance(body, dict) and isinstance(body.get("code"), int):
+            return body["code"]
+        return None
+
+    def internal_error(self, request, exc):
+        return _error(INTERNAL_ERROR)
+
+    # routes
+
+    def _add_routes(self):
+        add = self.routes.add
+        add("POST", re.escape(TOKEN_PATH), self._issue_token, name="token")
+        records = re.escape(RECORDS_PATH)
+        add("POST", records, self._api("create", self._create), name="create")
+        add("GET", records, self._api("list", self._list), name="list")
+        add("GET", records + "/mine", self._api("mine", self._mine, token_kind="user"), name="mine")
+        # The id is whatever raw text follows the prefix; only an all-digit id can name a record.
+        one = records + "/(?P<record_id>.*)"
+        add("GET", one, self._api("get", self._get), name="get")
+        add("PUT", one, self._api("update", self._update), name="update")
+        add("DELETE", one, self._api("delete", self._delete), name="delete")
+
+    def _api(self, operation, handler, token_kind="tenant"):
+        """Wrap a business handler with gateway auth, rate limiting and body checks."""
+
+        def endpoint(request):
+            caller, auth_error = self._authenticate(request, token_kind)
+            if auth_error:
+                return auth_error
+            decision = self.rate_limiter.check(operation, caller)
+            if not decision.allowed:
+                return self._rate_limited(decision.limit, decision.reset)
+            if request.method in ("POST", "PUT") and request.body and request.media_type() != "application/json":
+                response = _error(PARAM_ERROR)
+            else:
+                response = handler(request)
+            if decision.limit is not None:
+                response.headers["x-ogw-ratelimit-limit"] = str(decision.limit)
+            return response
+
+        return endpoint
+
+    def _authenticate(self, request, token_kind):
+        """Return (caller key, None) or (None, error response) per spec section 6."""
+        authorization = (request.header("Authorization") or "").strip()
+        bearer = re.fullmatch(r"(?i)bearer(?:\s+(.*))?", authorization)
+        token = (bearer.group(1) or "").strip() if bearer else authorization
+        if not token:
+            return None, _gateway_error(NEED_TOKEN)
+        if token.startswith("u-"):
+            if token_kind == "tenant":
+                return None, _gateway_error(USER_TOKEN_NOT_SUPPORTED)
+            return "user:" + token, None
+        if not token.startswith("t-"):
+            return None, _gateway_error(MALFORMED_TOKEN)
+        if token_kind == "user":
+            return None, _gateway_error(INVALID_TENANT_TOKEN)
+        with self.lock:
+            info = self._tokens.get(token)
+            if info is None or info["expires_at"] <= self.clock():
+                return None, _gateway_error(INVALID_TENANT_TOKEN)
+            return info["app_id"], None
+
+    def _issue_token(self, request):
+        try:
+            payload = request.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not all(
+            isinstance(payload.get(key), str) and payload.get(key) for key in ("app_id", "app_secret")
+        ):
+            return _error(TOKEN_INVALID_PARAM)
+        if payload["app_id"] != self.app_id or payload["app_secret"] != self.app_secret:
+            return _error(TOKEN_BAD_SECRET)
+        with self.lock:
+            now = self.clock()
+            self._tokens = {token: info for token, info in self._tokens.items() if info["expires_at"] > now}
+            token = self._latest_token.get(self.app_id)
+            info = self._tokens.get(token)
+            if info is None or info["expires_at"] - now < TOKEN_REISSUE_BELOW:
+                # The old token stays valid until its own expiry.
+                token = "t-" + secrets.token_hex(20)
+                info = {"app_id": self.app_id, "expires_at": now + TOKEN_LIFETIME}
+                self._tokens[token] = info
+                self._latest_token[self.app_id] = token
+                self._issued.append(token)
+            expire = int(info["expires_at"] - now)
+        return Response(200, {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": expire})
+
+    def _create(self, request):
+        payload = self._json_object(request)
+        if payload is None:
+            return _error(PARAM_ERROR)
+        system = payload.get("device_system")
+        if not _is_int(system):
+            return _error(PARAM_ERROR)
+        if not _has_ownership_and_status(payload):
+            return _error(PARAM_ERROR)
+        if any(not isinstance(payload.get(name, ""), str) for name in CREATE_STRING_FIELDS):
+            return _error(PARAM_ERROR)
+        if not isinstance(payload.get("is_public", False), bool):
+            return _error(PARAM_ERROR)
+        if system not in range(1, 7):
+            return _error(INVALID_DEVICE_SYSTEM)
+        identifiers = {name: payload[name] for name in ALL_IDENTIFIERS if payload.get(name)}
+        own = DESKTOP_IDENTIFIERS if system in DESKTOP_SYSTEMS else (MOBILE_IDENTIFIER[system],)
+        if not identifiers or any(name not in own for name in identifiers):
+            return _error(INVALID_DEVICE_INFO)
+        now = self._now()
+        with self.lock:
+            for record in self.records.values():
+                if record.get("device_system") == system and any(
+                    record.get(name) == value for name, value in identifiers.items()
+                ):
+                    return _error(DEVICE_EXISTS)
+            record_id = self._new_record_id()
+            self.records[record_id] = drop_empty({
+                "device_record_id": record_id,
+                "version": "0",
+                "device_system": system,
+                **{name: payload.get(name) for name in CREATE_STRING_FIELDS},
+                "device_ownership": payload["device_ownership"],
+                "device_status": payload["device_status"],
+                "certification_level": 0,
+                "device_terminal_type": 2 if system in DESKTOP_SYSTEMS else 1,
+                "is_managed": False,
+                "created_at": now,
+                "updated_at": now,
+                "is_public": payload.get("is_public", False),
+                "source": 1,  # admin import = pre-registration
+            })
+        return _success({"device_record_id": record_id})
+
+    def _list(self, request):
+        query = request.query
+        page_size = self._single(query, "page_size") or "100"
+        if not page_size.isdigit() or not 1 <= int(page_size) <= 100:
+            return _error(PARAM_ERROR)
+        user_id_type = self._single(query, "user_id_type") or "open_id"
+        if user_id_type not in USER_ID_TYPES:
+            return _error(PARAM_ERROR)
+        filters = self._parse_filters(query)
+        if filters is None:
+            return _error(PARAM_ERROR)
+        page_token = self._single(query, "page_token")
+        with self.lock:
+            after = None
+            if page_token:
+                if page_token not in self._page_tokens:
+                    return _error(PARAM_ERROR)
+                after = self._page_tokens[page_token]
+            matching = [
+                record
+                for record_id, record in sorted(self.records.items(), key=lambda item: int(item[0]))
+                if (after is None or int(record_id) > int(after))
+                and self._matches(record, filters, user_id_type)
+            ]
+            page = matching[: int(page_size)]
+            data = {
+                "items": [self._render(record, user_id_type) for record in page],
+                "has_more": len(matching) > len(page),
+            }
+            if data["has_more"]:
+                token = secrets.token_urlsafe(18)
+                self._page_tokens[token] = page[-1]["device_record_id"]
+                data["page_token"] = token
+        return _success(data)
+
+    def _get(self, request):
+        record_id = self._valid_record_id(request)
+        user_id_type = self._single(request.query, "user_id_type") or "open_id"
+        if record_id is None or user_id_type not in USER_ID_TYPES:
+            return _error(PARAM_ERROR)
+        with self.lock:
+            record = self.records.get(record_id)
+            if record is None:
+                return _error(NOT_FOUND)
+            return _success({"device_record": self._render(record, user_id_type)})
+
+    def _update(self, request):
+        record_id = self._valid_record_id(request)
+        version = self._single(request.query, "version")
+        payload = self._json_object(request)
+        if record_id is None or not version or payload is None:
+            return _error(PARAM_ERROR)
+        if not _has_ownership_and_status(payload):
+            return _error(PARAM_ERROR)
+        if not isinstance(payload.get("is_public", False), bool):
+            return _error(PARAM_ERROR)
+        with self.lock:
+            record = self.records.get(record_id)
+            if record is None or record["version"] != version:
+                return _error(NOT_FOUND_OR_STALE)
+            record["device_ownership"] = payload["device_ownership"]
+            record["device_status"] = payload["device_status"]
+            if "is_public" in payload:
+                record["is_public"] = payload["is_public"]
+            self._bump(record)
+        return _success({})
+
+    def _delete(self, request):
+        record_id = self._valid_record_id(request)
+        if record_id is None:
+            return _error(PARAM_ERROR)
+        with self.lock:
+            if self.records.pop(record_id, None) is None:
+                return _error(NOT_FOUND)
+        return _success({})
+
+    def _mine(self, request):
+        # Needs a real client login to resolve the device; the sandbox has none.
+        return _error(NOT_AUTHENTICATED_DEVICE)
+
+    # control endpoints
+
+    def _add_control_routes(self):
+        add = self.control_routes.add
+        add("GET", r"/_sandbox/state", self._control_state)
+        add("POST", r"/_sandbox/reset", self._control_reset)
+        add("POST", r"/_sandbox/records", self._control_add_record)
+        add("POST", r"/_sandbox/expire_tokens", self._control_expire_tokens)
+
+    def _control_state(self, request, payload):
+        with self.lock:
+            records = [dict(self.records[key]) for key in sorted(self.records, key=int)]
+        return json_response(200, {"records": records, "count": len(records)})
+
+    def _control_expire_tokens(self, request, payload):
+        return json_response(200, {"expired": self.expire_tokens()})
+
+    def _control_reset(self, request, payload):
+        payload = payload or {}
+        unknown = set(payload) - {"seed", "rate_limits", "records", "rate_limit_scale"}
+        if unknown:
+            raise ValueError(f"unknown reset keys: {', '.join(sorted(unknown))}")
+        self.reset(**payload)
+        return json_response(200, {
+            "seed": self.seed,
+            "records": self.record_count,
+            "rate_limits": self.rate_limiter.enabled,
+            "rate_limit_scale": self.rate_limiter.scale,
+        })
+
+    def _control_add_record(self, request, payload):
+        if not isinstance(payload, dict):
+            raise ValueError("body must be a JSON object of record fields")
+        return json_response(200, self.add_record(**payload))
+
+    # helpers
+
+    def _regenerate(self):
+        self.records = generate_records(self.record_count, self.seed)
+        self._next_id = self.record_count + 1
+        self._page_tokens.clear()
+
+    def _new_record_id(self):
+        record_id = str(RECORD_ID_BASE + self._next_id)
+        self._next_id += 1
+        return record_id
+
+    def _now(self):
+        return int(self.clock())
+
+    def _bump(self, record):
+        record["version"] = str(int(record["version"]) + 1)
+        # strictly later, so a change within the same second is still visible
+        record["updated_at"] = max(self._now(), record.get("updated_at", 0) + 1)
+
+    def _rate_limited(self, limit, reset):
+        return _error(RATE_LIMITED, **{"x-ogw-ratelimit-limit": str(limit), "x-ogw-ratelimit-reset": str(reset)})
+
+    @staticmethod
+    def _gateway_page(status):
+        title = GATEWAY_TITLES[status]
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n"
+            f"<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+        return Response(status, page, content_type="text/html")
+
+    def _record_id_in(self, request):
+        route, params = self.routes.match(request.method, request.path)
+        return params.get("record_id") if route else None
+
+    @staticmethod
+    def _valid_record_id(request):
+        """The raw path segment if it is all digits, else None (never decoded or normalised)."""
+        record_id = request.params.get("record_id", "")
+        return record_id if re.fullmatch(r"[0-9]+", record_id) else None
+
+    @staticmethod
+    def _single(query, name):
+        """One query value: the first if the parameter is repeated, None if absent."""
+        value = query.get(name)
+        return value[0] if isinstance(value, list) else value
+
+    @staticmethod
+    def _json_object(request):
+        try:
+            payload = request.json() if request.body else None
+        except ValueError:
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def _parse_filters(self, query):
+        """Query params -> {filter name: typed value}; None if any value is invalid. Blank = unset."""
+        filters = {}
+        for name in list(STRING_FILTERS) + list(USER_FILTERS) + ["did"]:
+            value = self._single(query, name)
+            if value:
+                filters[name] = value
+        for name, (_field, allowed) in INT_FILTERS.items():
+            value = self._single(query, name)
+            if value:
+                if not re.fullmatch(r"[0-9]+", value) or int(value) not in allowed:
+                    return None
+                filters[name] = int(value)
+        for name in BOOL_FILTERS:
+            value = self._single(query, name)
+            if value:
+                if value not in ("true", "false"):
+                    return None
+                filters[name] = value == "true"
+        return filters
+
+    def _matches(self, record, filters, user_id_type):
+        """All filters ANDed, exact match; `did` matches one member of the record's dids."""
+        for name, wanted in filters.items():
+            if name == "did":
+                if wanted not in record.get("dids", []):
+                    return False
+            elif self._filter_value(record, name, user_id_type) != wanted:
+                return False
+        return True
+
+    @staticmethod
+    def _filter_value(record, name, user_id_type):
+        """The record's value as the named filter sees it."""
+        if name in STRING_FILTERS:
+            return record.get(STRING_FILTERS[name])
+        if name in USER_FILTERS:
+            return render_user_id(record[name], user_id_type) if record.get(name) else None
+        if name in BOOL_FILTERS:
+            return bool(record.get(name, False))
+        if name == "lsa_client_status":
+            return 1 if record.get("lsa_info") else 2
+        if name == "device_env_detect_status":
+            found = re.search(r"detect_status=(\d)", record.get("device_env_info", ""))
+            return int(found.group(1)) if found else 0
+        return record.get(INT_FILTERS[name][0])
+
+    @staticmethod
+    def _render(record, user_id_type):
+        rendered = dict(record)
+        for name in USER_FILTERS:
+            if rendered.get(name):
+                rendered[name] = render_user_id(rendered[name], user_id_type)
+        if "dids" in rendered:
+            rendered["dids"] = list(rendered["dids"])
+        return rendered

@@ -1,0 +1,124 @@
+"""Integration fixtures: a Feishu sandbox on 127.0.0.1 and a runner for real ansible-playbook processes."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from sandbox.feishu import FeishuSandbox
+from sandbox.msgraph import GraphSandbox
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def collections_path():
+    """The folder holding ansible_collections/fleetguard/devices (the Makefile arranges it)."""
+    configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH")
+    if configured:
+        return configured
+    return os.path.join(REPO, "build", "collections")
+
+
+class PlaybookRun:
+    def __init__(self, returncode, stdout, results):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.results = results
+
+    def task(self, name):
+        """The result of the task with this name (the last one, if it ran more than once)."""
+        found = [entry for entry in self.results if entry["task"] == name]
+        assert found, "task %r did not run; output:\n%s" % (name, self.stdout[-3000:])
+        return found[-1]
+
+
+class PlaybookRunner:
+    def __init__(self, tmp_path, env):
+        self.tmp_path = tmp_path
+        self.env = env
+        self.count = 0
+
+    def __call__(self, tasks, check=False, diff=False, verbosity=0, extra_env=None, play_vars=None,
+                 module_defaults=True):
+        """Run the tasks (YAML text of a task list) in a play against localhost."""
+        self.count += 1
+        base = self.tmp_path / ("run%d" % self.count)
+        base.mkdir()
+        lines = ["- name: integration", "  hosts: localhost", "  gather_facts: false"]
+        if play_vars:
+            lines.append("  vars: " + json.dumps(play_vars))
+        if module_defaults:
+            lines.append("  module_defaults:")
+            lines.append("    group/fleetguard.devices.feishu:")
+            lines.append("      base_url: \"{{ lookup('env', 'SANDBOX_FEISHU_URL') }}\"")
+        lines.append("  tasks:")
+        lines.append(textwrap.indent(textwrap.dedent(tasks).strip("\n"), "    "))
+        (base / "play.yml").write_text("\n".join(lines) + "\n")
+        (base / "inventory").write_text(
+            "localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        results_file = base / "results.jsonl"
+        env = dict(self.env)
+        env["RECORD_RESULTS_FILE"] = str(results_file)
+        env.update(extra_env or {})
+        command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(base / "inventory"),
+                   str(base / "play.yml")]
+        if check:
+            command.append("--check")
+        if diff:
+            command.append("--diff")
+        if verbosity:
+            command.append("-" + "v" * verbosity)
+        proc = subprocess.run(command, env=env, cwd=str(base), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
+                              universal_newlines=True, timeout=600)
+        results = []
+        if results_file.exists():
+            results = [json.loads(line) for line in results_file.read_text().splitlines() if line.strip()]
+        return PlaybookRun(proc.returncode, proc.stdout, results)
+
+
+@pytest.fixture
+def feishu():
+    """A fresh Feishu sandbox with 60 generated records; rate limits on, as in production."""
+    sandbox = FeishuSandbox(records=60, seed=7).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def graph():
+    """A fresh Graph sandbox with 120 generated devices; throttling on, as in production."""
+    sandbox = GraphSandbox(devices=120, seed=11).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def playbook(tmp_path, feishu, graph):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
+        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+        "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "SANDBOX_FEISHU_URL": feishu.url,
+        "FEISHU_APP_ID": feishu.app_id,
+        "FEISHU_APP_SECRET": feishu.app_secret,
+        "MSGRAPH_ENDPOINT": graph.url,
+        "AZURE_AUTHORITY_HOST": graph.url,
+        "AZURE_TENANT_ID": graph.tenant_id,
+        "AZURE_CLIENT_ID": graph.client_id,
+        "AZURE_CLIENT_SECRET": graph.client_secret,
+    })
+    for name in ("FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL", "MSGRAPH_ACCESS_TOKEN", "AZURE_SECRET",
+                 "AZURE_TENANT", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD"):
+        env.pop(name, None)
+    return PlaybookRunner(tmp_path, env)

@@ -1,0 +1,53 @@
+"""fleetguard.devices.feishu_device_record_info against the Feishu sandbox."""
+
+import json
+
+TASK = "read records"
+
+
+def info_task(**args):
+    return "- name: %s\n  fleetguard.devices.feishu_device_record_info: %s\n  register: out\n" % (TASK, json.dumps(args))
+
+
+def test_filters_accept_names_and_follow_every_page(feishu, playbook):
+    with feishu.lock:
+        expected = sorted(rid for rid, rec in feishu.records.items()
+                          if rec.get("device_status", 0) == 2 and rec.get("device_ownership", 0) == 2)
+    run = playbook(info_task(filters={"device_status": "untrusted", "device_ownership": "company"}))
+    assert run.returncode == 0, run.stdout
+    result = run.task(TASK)["result"]
+    assert result["changed"] is False
+    assert sorted(r["device_record_id"] for r in result["device_records"]) == expected
+    (call,) = feishu.wire.entries(method="GET", path_regex=r"/device_records$")
+    assert call["query"]["device_status"] == "2" and call["query"]["device_ownership"] == "2"
+
+
+def test_no_filter_reads_all_pages_and_limit_stops_early(feishu, playbook):
+    feishu_total = len(feishu.records)
+    run = playbook(info_task())
+    assert len(run.task(TASK)["result"]["device_records"]) == feishu_total
+    feishu.wire.clear()
+    run = playbook(info_task(limit=7))
+    assert len(run.task(TASK)["result"]["device_records"]) == 7
+    (call,) = feishu.wire.entries(method="GET", path_regex=r"/device_records$")
+    assert call["query"]["page_size"] == "7"
+
+
+def test_by_id_reports_missing_ids(feishu, playbook):
+    rid = sorted(feishu.records)[0]
+    run = playbook(info_task(device_record_id=[rid, "7999999999999999999"]))
+    result = run.task(TASK)["result"]
+    assert [r["device_record_id"] for r in result["device_records"]] == [rid]
+    assert result["missing"] == ["7999999999999999999"]
+
+
+def test_an_unknown_filter_fails_before_any_request(feishu, playbook):
+    run = playbook(info_task(filters={"device_colour": "blue"}))
+    assert run.returncode != 0
+    assert "unknown filter 'device_colour'" in run.task(TASK)["result"]["msg"]
+    assert feishu.wire.entries(path_regex=r"/device_records") == []
+
+
+def test_check_mode_reads_normally(feishu, playbook):
+    run = playbook(info_task(limit=3), check=True)
+    assert len(run.task(TASK)["result"]["device_records"]) == 3

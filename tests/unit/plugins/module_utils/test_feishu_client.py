@@ -1,0 +1,151 @@
+"""FeishuClient against the Feishu sandbox: tokens, envelope, errors, paging and identity resolution."""
+
+import pytest
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
+    ApiError,
+    AuthenticationError,
+    InputError,
+    NotFoundError,
+)
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+
+LIST = r"/device_records$"
+TOKEN = r"/tenant_access_token/internal$"
+
+
+def test_credentials_are_required():
+    with pytest.raises(InputError) as caught:
+        FeishuClient(transport=None)
+    assert "FEISHU_APP_ID" in str(caught.value) and "FEISHU_TENANT_ACCESS_TOKEN" in str(caught.value)
+
+
+def test_one_token_serves_many_calls(feishu_sandbox, feishu_client):
+    for record_id in sorted(feishu_sandbox.records)[:5]:
+        assert feishu_client.get_record(record_id)["device_record_id"] == record_id
+    assert len(feishu_sandbox.wire.entries(path_regex=TOKEN)) == 1
+    get = feishu_sandbox.wire.entries(method="GET")[0]
+    assert get["headers"]["Authorization"] == "Bearer " + feishu_sandbox.issued_tokens()[0]
+
+
+def test_an_expired_token_is_refreshed_once_and_the_call_repeated(feishu_sandbox, feishu_client):
+    record_id = sorted(feishu_sandbox.records)[0]
+    feishu_client.get_record(record_id)
+    feishu_sandbox.expire_tokens()
+    assert feishu_client.get_record(record_id)["device_record_id"] == record_id
+    assert len(feishu_sandbox.wire.entries(path_regex=TOKEN)) == 2
+    codes = [e["api_code"] for e in feishu_sandbox.wire.entries(method="GET")]
+    assert codes == [0, 99991663, 0]
+
+
+def test_a_token_rejected_twice_is_an_authentication_error(feishu_sandbox, feishu_client):
+    record_id = sorted(feishu_sandbox.records)[0]
+    feishu_sandbox.faults.add(action="expire_tokens", match={"method": "GET"}, times=2)
+    with pytest.raises(AuthenticationError):
+        feishu_client.get_record(record_id)
+
+
+def test_a_wrong_secret_names_feishus_reason_but_not_the_secret(feishu_sandbox):
+    client = FeishuClient(HttpTransport(feishu_sandbox.url), app_id=feishu_sandbox.app_id, app_secret="wrong-123")
+    with pytest.raises(AuthenticationError) as caught:
+        client.get_record(sorted(feishu_sandbox.records)[0])
+    assert "app secret invalid" in str(caught.value)
+    assert caught.value.api_code == 10014
+    assert "wrong-123" not in str(caught.value) and "wrong-123" not in repr(caught.value.to_dict())
+
+
+def test_a_nonzero_code_under_http_200_is_an_error(scripted_server):
+    scripted_server.script = [
+        (200, {}, {"code": 0, "msg": "ok", "tenant_access_token": "t-abc", "expire": 7200}),
+        (200, {"X-Tt-Logid": "LOG123"}, {"code": 1780102, "msg": "The API is in beta testing.", "data": {}}),
+    ]
+    client = FeishuClient(HttpTransport(scripted_server.url), app_id="cli_x", app_secret="s")
+    with pytest.raises(ApiError) as caught:
+        client.get_record("7400000000000000001")
+    assert caught.value.api_code == 1780102 and caught.value.request_id == "LOG123"
+    assert caught.value.status == 200
+
+
+def test_missing_records_read_as_none_and_updates_with_a_stale_version_are_not_found(feishu_sandbox, feishu_client):
+    assert feishu_client.get_record("7999999999999999999") is None
+    record_id = sorted(feishu_sandbox.records)[0]
+    feishu_client.update_record(record_id, "0", 2, 2)
+    assert feishu_sandbox.records[record_id]["version"] == "1"
+    with pytest.raises(NotFoundError) as caught:
+        feishu_client.update_record(record_id, "0", 2, 1)
+    assert caught.value.api_code == 1785008 and caught.value.request_id
+
+
+def test_delete_reports_whether_it_deleted(feishu_sandbox, feishu_client):
+    record_id = sorted(feishu_sandbox.records)[0]
+    assert feishu_client.delete_record(record_id) is True
+    assert feishu_client.delete_record(record_id) is False
+
+
+def test_iter_records_follows_every_page(feishu_sandbox, feishu_client):
+    records = list(feishu_client.iter_records(page_size=25))
+    assert sorted(r["device_record_id"] for r in records) == sorted(feishu_sandbox.records)
+    assert len(feishu_sandbox.wire.entries(path_regex=LIST)) == 3
+
+
+def test_records_missing_zero_fields_are_normalised(feishu_sandbox, feishu_client):
+    added = feishu_sandbox.add_record(device_name="BARE", device_system=1, serial_number="BARE-1")
+    record = feishu_client.get_record(added["device_record_id"])
+    assert record["device_status"] == 0 and record["device_ownership"] == 0 and record["version"] == "0"
+
+
+@pytest.mark.parametrize("bad", ["", "12a", "1/2", "..", "1?x=1", " 1", "1\n"])
+def test_malformed_record_ids_are_refused_before_any_request(feishu_sandbox, feishu_client, bad):
+    with pytest.raises(InputError):
+        feishu_client.get_record(bad)
+    with pytest.raises(InputError):
+        feishu_client.resolve("device_record_id", ["7400000000000000001", bad])
+    assert feishu_sandbox.wire.entries() == []
+
+
+class TestResolve:
+    def test_a_few_ids_are_fetched_one_by_one(self, feishu_sandbox, feishu_client):
+        ids = sorted(feishu_sandbox.records)[:3]
+        matches = feishu_client.resolve("device_record_id", ids + ["7999999999999999999"])
+        assert [len(matches[i]) for i in ids] == [1, 1, 1]
+        assert matches["7999999999999999999"] == []
+        assert feishu_sandbox.wire.entries(path_regex=LIST) == []
+
+    def test_many_ids_in_a_small_directory_cost_one_scan(self, feishu_sandbox, feishu_client):
+        ids = sorted(feishu_sandbox.records)[:40]
+        matches = feishu_client.resolve("device_record_id", ids)
+        assert all(len(matches[i]) == 1 for i in ids)
+        api_calls = [e for e in feishu_sandbox.wire.entries() if "tenant_access_token" not in e["path"]]
+        assert len(api_calls) == 1
+
+    def test_names_are_matched_exactly_and_duplicates_show_as_candidates(self, feishu_sandbox, feishu_client):
+        ids = sorted(feishu_sandbox.records)[:4]
+        names = [feishu_sandbox.records[i]["device_name"] for i in ids]
+        twin = feishu_sandbox.add_record(device_name=names[0], device_system=2, serial_number="TWIN")
+        matches = feishu_client.resolve("device_name", names + [names[1][:-1]])
+        assert sorted(r["device_record_id"] for r in matches[names[0]]) == sorted([ids[0], twin["device_record_id"]])
+        assert [r["device_record_id"] for r in matches[names[1]]] == [ids[1]]
+        assert matches[names[1][:-1]] == []
+        # 5 names in a 61-record directory: one scan page instead of five lookups.
+        assert len(feishu_sandbox.wire.entries(path_regex=LIST)) == 1
+
+    def test_a_scan_that_outgrows_its_budget_falls_back_to_lookups(self, feishu_sandbox, feishu_client):
+        feishu_sandbox.reset(records=450)
+        feishu_sandbox.wire.clear()
+        ids = sorted(feishu_sandbox.records)[:4]
+        names = [feishu_sandbox.records[i]["device_name"] for i in ids]
+        matches = feishu_client.resolve("device_name", names)
+        assert [[r["device_record_id"] for r in matches[n]] for n in names] == [[i] for i in ids]
+        lists = feishu_sandbox.wire.entries(path_regex=LIST)
+        scans = [e for e in lists if "device_name" not in e["query"]]
+        lookups = [e for e in lists if "device_name" in e["query"]]
+        assert len(scans) == 2 and len(lookups) == 4
+
+    def test_one_name_is_one_lookup(self, feishu_sandbox, feishu_client):
+        record_id = sorted(feishu_sandbox.records)[5]
+        name = feishu_sandbox.records[record_id]["device_name"]
+        matches = feishu_client.resolve("device_name", [name])
+        assert [r["device_record_id"] for r in matches[name]] == [record_id]
+        (call,) = feishu_sandbox.wire.entries(path_regex=LIST)
+        assert call["query"]["device_name"] == name

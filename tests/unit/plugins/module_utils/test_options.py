@@ -1,0 +1,52 @@
+"""The option tables are the one source of connection options: argspecs and doc fragments agree with them."""
+
+import os
+
+import pytest
+import yaml
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.fleetguard.devices.plugins.doc_fragments import feishu as feishu_fragment
+from ansible_collections.fleetguard.devices.plugins.doc_fragments import msgraph as msgraph_fragment
+from ansible_collections.fleetguard.devices.plugins.module_utils import options
+
+
+@pytest.mark.parametrize("module, render", [
+    (feishu_fragment, options.feishu_fragment),
+    (msgraph_fragment, options.msgraph_fragment),
+])
+def test_committed_doc_fragments_match_the_option_tables(module, render):
+    # If this fails, run tools/render-doc-fragments.
+    assert yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION) == render()[1]
+
+
+@pytest.mark.parametrize("table", [options.FEISHU_OPTIONS, options.MSGRAPH_OPTIONS])
+def test_secrets_and_only_secrets_are_no_log(table):
+    secret_words = ("secret", "token", "password")
+    for name, spec in options.argument_spec(table).items():
+        assert spec.get("no_log", False) == any(word in name for word in secret_words), name
+
+
+def test_env_fallbacks_keep_the_awx_order():
+    spec = options.argument_spec(options.MSGRAPH_OPTIONS)
+    assert spec["client_secret"]["fallback"] == (env_fallback, ["AZURE_CLIENT_SECRET", "AZURE_SECRET"])
+    assert spec["tenant_id"]["fallback"] == (env_fallback, ["AZURE_TENANT_ID", "AZURE_TENANT"])
+    feishu = options.argument_spec(options.FEISHU_OPTIONS)
+    assert feishu["app_secret"]["fallback"] == (env_fallback, ["FEISHU_APP_SECRET"])
+    assert feishu["validate_certs"]["default"] is True
+
+
+def test_every_env_var_is_documented():
+    for table, render in ((options.FEISHU_OPTIONS, options.feishu_fragment),
+                          (options.MSGRAPH_OPTIONS, options.msgraph_fragment)):
+        docs = render()[1]["options"]
+        for name, option in table.items():
+            text = " ".join(docs[name]["description"])
+            for var in option.get("env", []):
+                assert "E(%s)" % var in text, (name, var)
+
+
+def test_the_renderer_exists_next_to_the_fragments():
+    here = os.path.dirname(os.path.abspath(__file__))
+    assert os.path.exists(os.path.join(here, "..", "..", "..", "..", "tools", "render-doc-fragments"))

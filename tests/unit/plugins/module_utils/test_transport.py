@@ -1,0 +1,159 @@
+"""HTTP transport: retries with bounds, Retry-After, writes never resent blindly, pacing, safe paths."""
+
+import pytest
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import TransientError
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
+    HttpTransport,
+    RateLimiter,
+    path_segment,
+    retry_after_seconds,
+)
+
+
+class Sleeps(list):
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+def make_transport(server, **kwargs):
+    sleeps = Sleeps()
+    transport = HttpTransport(server.url, timeout=5, max_retries=kwargs.pop("max_retries", 3), sleep=sleeps, **kwargs)
+    return transport, sleeps
+
+
+def test_a_read_retries_429_after_the_servers_retry_after(scripted_server):
+    scripted_server.script = [(429, {"Retry-After": "2"}, {}), (200, {}, {"v": 1})]
+    transport, sleeps = make_transport(scripted_server)
+    response = transport.request("GET", "/x")
+    assert response.status == 200 and response.json == {"v": 1}
+    assert len(scripted_server.requests) == 2
+    assert 2.0 <= sleeps[0] <= 2.2
+
+
+def test_feishu_ratelimit_reset_header_is_honoured(scripted_server):
+    scripted_server.script = [(429, {"x-ogw-ratelimit-reset": "1"}, {"code": 99991400}), (200, {}, {})]
+    transport, sleeps = make_transport(scripted_server)
+    assert transport.request("GET", "/x").status == 200
+    assert 1.0 <= sleeps[0] <= 1.1
+
+
+def test_429_on_a_write_is_retried_because_the_server_did_not_apply_it(scripted_server):
+    scripted_server.script = [(429, {"Retry-After": "0"}, {}), (204, {}, None)]
+    transport, dummy = make_transport(scripted_server)
+    assert transport.request("PATCH", "/x", json_body={"a": 1}).status == 204
+    assert [r[0] for r in scripted_server.requests] == ["PATCH", "PATCH"]
+
+
+def test_retries_are_bounded_and_the_last_answer_is_returned(scripted_server):
+    scripted_server.script = [(503, {}, {})] * 10
+    transport, sleeps = make_transport(scripted_server, max_retries=2)
+    assert transport.request("GET", "/x").status == 503
+    assert len(scripted_server.requests) == 3
+    assert len(sleeps) == 2
+
+
+def test_5xx_on_a_write_is_not_resent(scripted_server):
+    scripted_server.script = [(500, {}, {"code": 1780001})]
+    transport, dummy = make_transport(scripted_server)
+    assert transport.request("PUT", "/x", json_body={}).status == 500
+    assert len(scripted_server.requests) == 1
+
+
+def test_a_reset_during_a_read_is_retried(scripted_server):
+    scripted_server.script = ["reset", (200, {}, {"v": 2})]
+    transport, dummy = make_transport(scripted_server)
+    assert transport.request("GET", "/x").json == {"v": 2}
+
+
+def test_a_reset_during_a_write_raises_maybe_applied_without_resending(scripted_server):
+    scripted_server.script = ["reset", (200, {}, {})]
+    transport, dummy = make_transport(scripted_server)
+    with pytest.raises(TransientError) as caught:
+        transport.request("PUT", "/records/1?version=1", json_body={"a": 1},
+                          headers={"Authorization": "Bearer t-secret"})
+    assert caught.value.maybe_applied
+    assert len(scripted_server.requests) == 1
+    assert "t-secret" not in str(caught.value) and "t-secret" not in repr(caught.value.to_dict())
+    assert caught.value.path == "/records/1"
+
+
+def test_an_idempotent_post_is_retried_after_a_reset(scripted_server):
+    scripted_server.script = ["reset", (200, {}, {"code": 0})]
+    transport, dummy = make_transport(scripted_server)
+    assert transport.request("POST", "/token", json_body={}, idempotent=True).status == 200
+
+
+def test_reads_give_up_after_max_retries_resets(scripted_server):
+    scripted_server.script = ["reset"] * 5
+    transport, dummy = make_transport(scripted_server, max_retries=1)
+    with pytest.raises(TransientError) as caught:
+        transport.request("GET", "/x")
+    assert not caught.value.maybe_applied
+    assert len(scripted_server.requests) == 2
+
+
+def test_keep_alive_reuses_one_connection(scripted_server):
+    transport, dummy = make_transport(scripted_server)
+    for dummy_i in range(5):
+        transport.request("GET", "/x")
+    assert scripted_server.connections == 1
+
+
+def test_redirects_are_not_followed(scripted_server):
+    # A redirect could turn a PUT into a GET and make a write look done (netbox #1492).
+    scripted_server.script = [(302, {"Location": "/elsewhere"}, {})]
+    transport, dummy = make_transport(scripted_server)
+    assert transport.request("PUT", "/x", json_body={}).status == 302
+    assert len(scripted_server.requests) == 1
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("7400", "7400"),
+    ("a/b", "a%2Fb"),
+    ("..", "%2E%2E"),
+    ("x?y=1", "x%3Fy%3D1"),
+    ("it's", "it%27s"),
+    ("#frag", "%23frag"),
+])
+def test_path_segment_cannot_escape_its_segment(value, expected):
+    assert path_segment(value) == expected
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"Retry-After": "3"}, 3.0),
+    ({"Retry-After": "0.249"}, 0.249),
+    ({"x-ogw-ratelimit-reset": "1"}, 1.0),
+    ({"Retry-After": "soon"}, None),
+    ({}, None),
+])
+def test_retry_after_parsing(headers, expected):
+    assert retry_after_seconds(headers) == expected
+
+
+def test_rate_limiter_spaces_requests_under_the_limit():
+    clock = [100.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+
+    limiter = RateLimiter(10, clock=lambda: clock[0], sleep=sleep)
+    starts = []
+    for dummy in range(21):
+        limiter.acquire()
+        starts.append(clock[0])
+    # No one-second window holds more than 10 starts.
+    for first in starts:
+        assert len([s for s in starts if first <= s < first + 1.0]) <= 10
+    assert starts[-1] - starts[0] == pytest.approx(20 / 9.5)
+
+
+def test_rate_limiter_pause_holds_everyone_back():
+    clock = [0.0]
+    limiter = RateLimiter(50, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    limiter.acquire()
+    limiter.pause(2.0)
+    limiter.acquire()
+    assert clock[0] >= 2.0
