@@ -56,7 +56,7 @@ PIP_FILTER := { grep -v -e 'is ignored: it is neither a file nor a directory' ||
 # The order `make test` runs in; it stops at the first failure.
 TEST_STEPS := venvs tree changelog-lint lint docs sanity units integration importer
 
-.PHONY: help test venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
+.PHONY: help test demo venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
         integration importer build changelog-lint clean clean-venvs distclean
 
 help:
@@ -73,6 +73,7 @@ help:
 	@echo "make integration     pytest tests/integration with 3.11, then 3.12"
 	@echo "make importer        ansible-galaxy collection build + galaxy-importer on the tarball"
 	@echo "make build           the galaxy tarball only, in $(DIST_DIR)/"
+	@echo "make demo            start the sandbox emulators and run the demo playbook (check, apply, re-run)"
 	@echo "make clean           remove build output; clean-venvs: the venvs; distclean: both"
 	@echo "Python 3.11: $(or $(PYTHON311),NOT FOUND)   Python 3.12: $(or $(PYTHON312),not found: 3.12 leg skipped)"
 
@@ -178,3 +179,6 @@ distclean: clean clean-venvs
 
 # --- demo -------------------------------------------------------------------------------------------
 # (owned by the demo's author; keep the targets above untouched when adding it)
+
+demo: venv tree-link
+	@tools/demo
