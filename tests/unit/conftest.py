@@ -102,3 +102,24 @@ def feishu_client(feishu_sandbox):
 
     transport = HttpTransport(feishu_sandbox.url, timeout=5, max_retries=3, backoff_base=0.001, backoff_cap=0.01)
     return FeishuClient(transport, app_id=feishu_sandbox.app_id, app_secret=feishu_sandbox.app_secret)
+
+
+@pytest.fixture
+def graph_sandbox():
+    """A Graph sandbox without throttling (unit tests count calls, they do not wait)."""
+    from sandbox.msgraph import GraphSandbox
+
+    sandbox = GraphSandbox(devices=60, seed=5, throttling=False).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def graph_client(graph_sandbox):
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
+    from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+
+    transport = HttpTransport(graph_sandbox.url, timeout=5, max_retries=3, backoff_base=0.001, backoff_cap=0.01)
+    return GraphClient(transport, graph_endpoint=graph_sandbox.url, authority_host=graph_sandbox.url,
+                       tenant_id=graph_sandbox.tenant_id, client_id=graph_sandbox.client_id,
+                       client_secret=graph_sandbox.client_secret)
