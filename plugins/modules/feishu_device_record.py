@@ -175,11 +175,10 @@ summary:
   sample: {changed: 2, unchanged: 48, failed: 0, not_attempted: 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetguard.devices.plugins.module_utils import bulk
 from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import diff_entry
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, LookupFailure
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import (
     MANAGED_FIELDS,
@@ -194,8 +193,8 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import 
     identity,
     unique_targets,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, argument_spec
-from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 IDENTITY_FIELDS = ("device_record_id", "serial_number", "device_name")
 ID = "device_record_id"
@@ -246,20 +245,7 @@ def main():
         required_if=[("state", "present", ("device_status", "device_ownership"), True)],
         supports_check_mode=True,
     )
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-
-    try:
-        client = FeishuClient.from_params(module.params)
-        failed, result = run(module, client)
-    except LookupFailure as exc:
-        module.fail_json(msg=str(exc), problems=exc.problems, changed=False)
-    except FleetguardError as exc:
-        module.fail_json(msg=str(exc), error=exc.to_dict(), changed=False)
-    if failed:
-        module.fail_json(**result)
-    module.exit_json(**result)
-
+    run_module(module, FeishuClient.from_params, run)
 
 if __name__ == "__main__":
     main()

@@ -230,15 +230,11 @@ summary:
   sample: {changed: 2, unchanged: 98, failed: 0, not_attempted: 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetguard.devices.plugins.module_utils import bulk
 from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import diff_entry, managed_view
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
-    FleetguardError,
-    InputError,
-    LookupFailure,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import (
     check_matches,
     identity,
@@ -254,8 +250,8 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices
     remove,
     resolve,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
-from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 IDENTITY_FIELDS = ("id", "device_id", "display_name")
 # What a diff shows of a deleted device.
@@ -325,19 +321,7 @@ def main():
         required_one_of=[IDENTITY_FIELDS],
         supports_check_mode=True,
     )
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-    try:
-        client = GraphClient.from_params(module.params)
-        failed, result = run(module, client)
-    except LookupFailure as exc:
-        module.fail_json(msg=str(exc), problems=exc.problems, changed=False)
-    except FleetguardError as exc:
-        module.fail_json(msg=str(exc), error=exc.to_dict(), changed=False)
-    if failed:
-        module.fail_json(**result)
-    module.exit_json(**result)
-
+    run_module(module, GraphClient.from_params, run)
 
 if __name__ == "__main__":
     main()
