@@ -261,7 +261,8 @@ class GraphClient:
         batches of 20. Returns {id: (status, headers, body)} for every request.
 
         Throttled (429) sub-requests are sent again after the longest Retry-After among them, within
-        the transport's max_retries; so are failed reads (5xx). A 5xx or lost answer on a write is
+        the transport's max_retries; so are failed reads (5xx), and sub-requests refused for an expired
+        token (401: never applied) once the token is replaced. A 5xx or lost answer on a write is
         returned as is: the caller re-reads before deciding to write again.
         """
         results = {}
@@ -270,21 +271,28 @@ class GraphClient:
         while pending:
             retry, waits = [], []
             for start in range(0, len(pending), BATCH_LIMIT):
-                chunk = pending[start:start + BATCH_LIMIT]
-                for sub_id, answer in self._send_batch(chunk).items():
+                chunk = dict((r["id"], r) for r in pending[start:start + BATCH_LIMIT])
+                token = self.tokens.get()
+                answers = self._send_batch(list(chunk.values()))
+                expired = [sub_id for sub_id, answer in answers.items() if answer[0] == 401]
+                if expired and self.tokens.can_refresh:
+                    self.tokens.replace(token)
+                for sub_id, answer in answers.items():
                     status, headers = answer[0], answer[1]
-                    original = next(r for r in chunk if r["id"] == sub_id)
-                    retriable = status == 429 or (status >= 500 and original["method"] == "GET")
+                    original = chunk[sub_id]
+                    retriable = (status == 429 or (status == 401 and self.tokens.can_refresh)
+                                 or (status >= 500 and original["method"] == "GET"))
                     if retriable and attempt < self.transport.max_retries:
                         retry.append(original)
-                        wait = retry_after_seconds(headers or {})
+                        wait = 0.0 if status == 401 else retry_after_seconds(headers or {})
                         waits.append(wait if wait is not None else self.transport.backoff(attempt))
                     else:
                         results[sub_id] = answer
             if retry:
                 wait = max(waits)
-                (self.write_limiter if any(r["method"] != "GET" for r in retry) else self.read_limiter).pause(wait)
-                self.transport.sleep(wait + random.uniform(0, 0.05))
+                if wait > 0:
+                    (self.write_limiter if any(r["method"] != "GET" for r in retry) else self.read_limiter).pause(wait)
+                    self.transport.sleep(wait + random.uniform(0, 0.05))
                 attempt += 1
             pending = retry
         return results
@@ -304,9 +312,12 @@ class GraphClient:
                 raise
             # The answer to a batch of writes was lost: every item may or may not have landed.
             return dict((r["id"], (599, {}, {"error": {"code": "AnswerLost", "message": str(exc)}})) for r in chunk)
+        sent = set(r["id"] for r in chunk)
         answers = {}
         for item in (body or {}).get("responses") or []:
-            answers[str(item.get("id"))] = (int(item.get("status") or 0), item.get("headers") or {}, item.get("body"))
+            if str(item.get("id")) in sent:
+                answers[str(item.get("id"))] = (int(item.get("status") or 0), item.get("headers") or {},
+                                                item.get("body"))
         missing = [r["id"] for r in chunk if r["id"] not in answers]
         if missing:
             raise ApiError("the $batch answer lacks responses for %s" % ", ".join(missing),

@@ -188,6 +188,15 @@ def test_token_expiry_mid_run_is_refreshed(graph, playbook):
     assert len([e for e in http_calls(graph) if "oauth2" in e["path"]]) == 2
 
 
+def test_token_expiry_in_the_middle_of_a_batch_is_refreshed(graph, playbook):
+    ids = [d["id"] for d in windows(graph, 12)]
+    graph.faults.add(action="expire_tokens", match={"method": "PATCH", "batch_item": True}, skip=5, times=1)
+    run = playbook(device_task({"id": ids}, extension_attributes={"extensionAttribute10": "mid-batch"}))
+    assert run.returncode == 0, run.stdout
+    assert run.task(TASK)["result"]["changed_devices"] == ids
+    assert len(applied_patches(graph)) == 12
+
+
 def test_extension_attribute_mistakes_fail_before_any_request(graph, playbook):
     device = windows(graph, 1)[0]
     for bad, message in (({"extensionAttribute16": "x"}, "not one of extensionAttribute1..extensionAttribute15"),

@@ -246,3 +246,19 @@ def make_certificate(tmp_path):
     from sandbox.msgraph_auth import make_test_certificate
 
     return make_test_certificate(tmp_path)[0]
+
+
+def test_sub_requests_refused_for_an_expired_token_are_resent_with_a_new_one(scripted_server):
+    expired = {"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed"}}
+    scripted_server.script = [
+        TOKEN_OK,
+        batch_answer(("1", 204, {}, None), ("2", 401, {}, expired)),
+        (200, {}, {"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ.second.token"}),
+        batch_answer(("2", 204, {}, None)),
+    ]
+    client, sleeps = make_client(scripted_server)
+    answers = client.batch([dict(id="1", method="PATCH", url="/devices/a", body={}),
+                            dict(id="2", method="PATCH", url="/devices/b", body={})])
+    assert answers["1"][0] == 204 and answers["2"][0] == 204
+    assert scripted_server.requests[3][2]["Authorization"] == "Bearer eyJ.second.token"
+    assert sleeps == []
