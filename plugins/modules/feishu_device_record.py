@@ -247,5 +247,6 @@ def main():
     )
     run_module(module, FeishuClient.from_params, run)
 
+
 if __name__ == "__main__":
     main()

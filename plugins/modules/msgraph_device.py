@@ -323,5 +323,6 @@ def main():
     )
     run_module(module, GraphClient.from_params, run)
 
+
 if __name__ == "__main__":
     main()
