@@ -25,7 +25,8 @@ options:
   tenant_access_token:
     description:
     - A ready tenant_access_token (C(t-...)), used instead of O(app_id) and O(app_secret).
-    - 'It cannot be refreshed: when it expires the task fails. Prefer O(app_id) and O(app_secret) for long runs.'
+    - 'It cannot be refreshed: once it expires, every request fails. Prefer O(app_id) and O(app_secret) for long
+      runs.'
     - If not set, the value of the environment variable E(FEISHU_TENANT_ACCESS_TOKEN) is used.
     type: str
   base_url:

@@ -31,8 +31,8 @@ options:
   client_certificate_path:
     description:
     - 'PEM file holding the private key and the certificate registered on the app, used instead of O(client_secret):
-      the module signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).'
-    - Needs the Python libraries C(PyJWT) and C(cryptography) on the host that runs the module.
+      it signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).'
+    - Needs the Python libraries C(PyJWT) and C(cryptography) on the host that calls Graph.
     - If not set, the value of the environment variable E(AZURE_CLIENT_CERTIFICATE_PATH) is used.
     type: path
   client_certificate_password:
@@ -42,8 +42,8 @@ options:
     type: str
   access_token:
     description:
-    - 'A ready Graph access token, used instead of client credentials. It cannot be renewed: when it expires the
-      task fails.'
+    - 'A ready Graph access token, used instead of client credentials. It cannot be renewed: when it expires, every
+      request fails.'
     - A delegated token (one that acts for a user) is paced at Graph's per-user device write limit.
     - If not set, the value of the environment variable E(MSGRAPH_ACCESS_TOKEN) is used.
     type: str

@@ -54,6 +54,9 @@ DEVICE_TERMINAL_TYPE = {"unknown": 0, "mobile": 1, "desktop": 2}
 # List filters that take an enum, by filter name.
 ENUM_FILTERS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP,
                     device_terminal_type=DEVICE_TERMINAL_TYPE, os=DEVICE_SYSTEM)
+# Record fields that hold one of those enums (the `os` filter matches the record's device_system).
+RECORD_ENUMS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP,
+                    device_terminal_type=DEVICE_TERMINAL_TYPE, device_system=DEVICE_SYSTEM)
 
 
 def check_device_record_id(value):

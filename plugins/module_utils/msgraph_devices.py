@@ -44,6 +44,8 @@ BETA_READ_PROPERTIES = READ_PROPERTIES + ["name", "kind", "status", "platform"]
 # App-only callers may change only extensionAttributes on devices whose operatingSystem is not Windows.
 APP_ONLY_ANY_OS = frozenset(["extensionAttributes"])
 MAX_WRITE_ROUNDS = 3
+# The largest $top Graph accepts for devices.
+PAGE_MAX = 999
 
 
 def odata_string(value):
@@ -169,6 +171,22 @@ def resolve(client, address, field, values):
         else:
             matches[value] = [body]
     return matches
+
+
+def iter_devices(client, address, odata_filter=None, advanced_query=False, limit=None, on_page=None):
+    """Every device of the address's collection that matches a raw OData $filter, following every page.
+
+    Graph answers advanced queries (ne, not, endsWith, extension attributes) only with
+    `ConsistencyLevel: eventual` and `$count=true`: `advanced_query` sends both.
+    """
+    options = [("$filter", odata_filter), ("$select", address.select),
+               ("$top", min(limit, PAGE_MAX) if limit else PAGE_MAX)]
+    headers = None
+    if advanced_query:
+        options.append(("$count", "true"))
+        headers = {"ConsistencyLevel": "eventual"}
+    return client.iter_pages(address.collection + query_string(options), headers=headers, limit=limit,
+                             on_page=on_page)
 
 
 def read_devices(client, address, object_ids):

@@ -46,7 +46,7 @@ FEISHU_CONNECTION_OPTIONS = {
         type="str", no_log=True, env=["FEISHU_TENANT_ACCESS_TOKEN"],
         description=[
             "A ready tenant_access_token (C(t-...)), used instead of O(app_id) and O(app_secret).",
-            "It cannot be refreshed: when it expires the task fails. Prefer O(app_id) and O(app_secret) for long runs.",
+            "It cannot be refreshed: once it expires, every request fails. Prefer O(app_id) and O(app_secret) for long runs.",
         ],
     ),
     "base_url": dict(
@@ -76,8 +76,8 @@ MSGRAPH_CONNECTION_OPTIONS = {
         type="path", env=["AZURE_CLIENT_CERTIFICATE_PATH"],
         description=[
             "PEM file holding the private key and the certificate registered on the app, used instead of"
-            " O(client_secret): the module signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).",
-            "Needs the Python libraries C(PyJWT) and C(cryptography) on the host that runs the module.",
+            " O(client_secret): it signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).",
+            "Needs the Python libraries C(PyJWT) and C(cryptography) on the host that calls Graph.",
         ],
     ),
     "client_certificate_password": dict(
@@ -88,7 +88,7 @@ MSGRAPH_CONNECTION_OPTIONS = {
         type="str", no_log=True, env=["MSGRAPH_ACCESS_TOKEN"],
         description=[
             "A ready Graph access token, used instead of client credentials. It cannot be renewed: when it"
-            " expires the task fails.",
+            " expires, every request fails.",
             "A delegated token (one that acts for a user) is paced at Graph's per-user device write limit.",
         ],
     ),
@@ -135,8 +135,13 @@ def argument_spec(table):
     return spec
 
 
-def doc_options(table):
-    """The `options:` mapping of a doc fragment for a connection table."""
+def doc_options(table, with_env=False):
+    """The `options:` mapping of a doc fragment for a connection table.
+
+    Modules read environment variables through argument_spec fallbacks, so their docs only name them.
+    Controller plugins (inventory) read them through `env:` entries, and `secret: true` marks the values
+    ansible-core 2.22 and later must mask (older versions ignore it).
+    """
     docs = {}
     for name, option in table.items():
         description = option["description"]
@@ -149,6 +154,12 @@ def doc_options(table):
         for key in ("default", "choices"):
             if key in option:
                 entry[key] = option[key]
+        if with_env and env:
+            # ansible-core uses the LAST `env:` entry that is set: list them reversed, so the first
+            # variable of the table still wins, as it does for the modules' fallbacks.
+            entry["env"] = [dict(name=var) for var in reversed(env)]
+        if with_env and option.get("no_log"):
+            entry["secret"] = True
         docs[name] = entry
     return docs
 
@@ -188,5 +199,33 @@ def msgraph_fragment():
     )
 
 
+def feishu_inventory_fragment():
+    return "Connection options of the Feishu/Lark inventory plugin.", dict(
+        options=doc_options(FEISHU_OPTIONS, with_env=True),
+        requirements=["requests >= 2.25 (on the controller)"],
+        notes=[
+            "The app needs the C(security_and_compliance:device_record:read) scope.",
+            "Secrets are read from the inventory source or the environment and are never written to the inventory"
+            " cache or into host variables.",
+        ],
+    )
+
+
+def msgraph_inventory_fragment():
+    return "Connection options of the Microsoft Graph inventory plugin.", dict(
+        options=doc_options(MSGRAPH_OPTIONS, with_env=True),
+        requirements=[
+            "requests >= 2.25 (on the controller)",
+            "PyJWT and cryptography, only for O(client_certificate_path)",
+        ],
+        notes=[
+            "The app needs the C(Device.Read.All) application permission.",
+            "Secrets are read from the inventory source or the environment and are never written to the inventory"
+            " cache or into host variables.",
+        ],
+    )
+
+
 # doc fragment name -> function returning (summary, fragment document); rendered by tools/render-doc-fragments.
-DOC_FRAGMENTS = dict(feishu=feishu_fragment, msgraph=msgraph_fragment)
+DOC_FRAGMENTS = dict(feishu=feishu_fragment, msgraph=msgraph_fragment, feishu_inventory=feishu_inventory_fragment,
+                     msgraph_inventory=msgraph_inventory_fragment)

@@ -89,59 +89,10 @@ missing:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import (
-    ENUM_FILTERS,
-    FeishuClient,
-    check_device_record_id,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient, check_device_record_id
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_filters import list_filters
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, argument_spec
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
-
-STRING_FILTERS = frozenset([
-    "device_record_id", "current_user_id", "user_id_type", "device_name", "serial_number", "disk_serial_number",
-    "mac_address", "android_id", "uuid", "idfv", "aaid", "latest_user_id", "did", "mdm_device_id",
-    "mdm_provider_name", "cert_serial_number", "cert_issuer",
-])
-BOOL_FILTERS = frozenset(["is_managed", "is_public"])
-INT_FILTERS = frozenset(["lsa_client_status", "device_env_detect_status", "source"])
-
-
-def list_filters(filters):
-    """Validate filters and put them in the form the list endpoint expects."""
-    params = {}
-    for name, value in (filters or {}).items():
-        if value is None:
-            continue
-        if name in ENUM_FILTERS:
-            params[name] = _enum_value(name, value, ENUM_FILTERS[name])
-        elif name in BOOL_FILTERS:
-            if not isinstance(value, bool):
-                raise InputError("filter %s must be true or false, not %r" % (name, value))
-            params[name] = "true" if value else "false"
-        elif name in INT_FILTERS:
-            try:
-                params[name] = int(value)
-            except (TypeError, ValueError):
-                raise InputError("filter %s must be an integer, not %r" % (name, value))
-        elif name in STRING_FILTERS:
-            params[name] = str(value)
-        else:
-            known = sorted(set(ENUM_FILTERS) | BOOL_FILTERS | INT_FILTERS | STRING_FILTERS)
-            raise InputError("unknown filter %r; the list endpoint accepts %s" % (name, ", ".join(known)))
-    return params
-
-
-def _enum_value(name, value, names):
-    if isinstance(value, bool):
-        raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
-    if isinstance(value, int) and value in names.values():
-        return value
-    if isinstance(value, str):
-        if value.lower() in names:
-            return names[value.lower()]
-        if value.isdigit() and int(value) in names.values():
-            return int(value)
-    raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
 
 
 def run(module, client):

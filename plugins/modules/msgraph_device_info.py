@@ -122,14 +122,13 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import F
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     DeviceAddress,
-    query_string,
+    iter_devices,
     resolve,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 IDENTITY_FIELDS = ("id", "device_id", "display_name")
-PAGE_MAX = 999
 
 
 def run(module, client):
@@ -154,19 +153,13 @@ def run(module, client):
                 result["devices"] = result["devices"][:limit]
             return result
 
-    options = [("$filter", params.get("filter")), ("$select", address.select),
-               ("$top", min(limit, PAGE_MAX) if limit else PAGE_MAX)]
-    headers = None
-    if params["advanced_query"]:
-        options.append(("$count", "true"))
-        headers = {"ConsistencyLevel": "eventual"}
     first_page = {}
 
     def remember_count(page):
         first_page.setdefault("count", page.get("@odata.count"))
 
-    result["devices"] = list(client.iter_pages(address.collection + query_string(options), headers=headers,
-                                               limit=limit, on_page=remember_count))
+    result["devices"] = list(iter_devices(client, address, params.get("filter"), params["advanced_query"],
+                                          limit=limit, on_page=remember_count))
     if params["advanced_query"] and first_page.get("count") is not None:
         result["count"] = first_page["count"]
     return result

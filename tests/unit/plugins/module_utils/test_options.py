@@ -8,17 +8,45 @@ import yaml
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.fleetguard.devices.plugins.doc_fragments import feishu as feishu_fragment
+from ansible_collections.fleetguard.devices.plugins.doc_fragments import feishu_inventory as feishu_inventory_fragment
 from ansible_collections.fleetguard.devices.plugins.doc_fragments import msgraph as msgraph_fragment
+from ansible_collections.fleetguard.devices.plugins.doc_fragments import msgraph_inventory as msgraph_inventory_fragment
 from ansible_collections.fleetguard.devices.plugins.module_utils import options
 
 
 @pytest.mark.parametrize("module, render", [
     (feishu_fragment, options.feishu_fragment),
     (msgraph_fragment, options.msgraph_fragment),
+    (feishu_inventory_fragment, options.feishu_inventory_fragment),
+    (msgraph_inventory_fragment, options.msgraph_inventory_fragment),
 ])
 def test_committed_doc_fragments_match_the_option_tables(module, render):
     # If this fails, run tools/render-doc-fragments.
     assert yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION) == render()[1]
+
+
+def test_every_fragment_has_its_renderer():
+    assert sorted(options.DOC_FRAGMENTS) == ["feishu", "feishu_inventory", "msgraph", "msgraph_inventory"]
+
+
+@pytest.mark.parametrize("table", [options.FEISHU_OPTIONS, options.MSGRAPH_OPTIONS])
+def test_inventory_options_read_the_same_environment_variables_in_the_same_order(table):
+    docs = options.doc_options(table, with_env=True)
+    for name, option in table.items():
+        # ansible-core takes the last `env:` entry that is set: the table's first variable must come last.
+        assert [entry["name"] for entry in docs[name].get("env", [])] == list(reversed(option.get("env", []))), name
+
+
+@pytest.mark.parametrize("table", [options.FEISHU_OPTIONS, options.MSGRAPH_OPTIONS])
+def test_inventory_options_mark_exactly_the_no_log_options_secret(table):
+    docs = options.doc_options(table, with_env=True)
+    for name, option in table.items():
+        assert docs[name].get("secret", False) == option.get("no_log", False), name
+
+
+def test_module_fragments_have_no_inventory_keys():
+    for name, entry in options.doc_options(options.MSGRAPH_OPTIONS).items():
+        assert "env" not in entry and "secret" not in entry, name
 
 
 @pytest.mark.parametrize("table", [options.FEISHU_OPTIONS, options.MSGRAPH_OPTIONS])
@@ -39,7 +67,9 @@ def test_env_fallbacks_keep_the_awx_order():
 
 def test_every_env_var_is_documented():
     for table, render in ((options.FEISHU_OPTIONS, options.feishu_fragment),
-                          (options.MSGRAPH_OPTIONS, options.msgraph_fragment)):
+                          (options.MSGRAPH_OPTIONS, options.msgraph_fragment),
+                          (options.FEISHU_OPTIONS, options.feishu_inventory_fragment),
+                          (options.MSGRAPH_OPTIONS, options.msgraph_inventory_fragment)):
         docs = render()[1]["options"]
         for name, option in table.items():
             text = " ".join(docs[name]["description"])

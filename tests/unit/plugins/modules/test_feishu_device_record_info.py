@@ -1,4 +1,4 @@
-"""run() of feishu_device_record_info, and its filter validation."""
+"""run() of feishu_device_record_info (filter validation itself: test_feishu_filters.py)."""
 
 import pytest
 
@@ -6,28 +6,20 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import I
 from ansible_collections.fleetguard.devices.plugins.modules import feishu_device_record_info as info
 
 
-@pytest.mark.parametrize("filters, expected", [
-    ({"device_status": "untrusted"}, {"device_status": 2}),
-    ({"device_status": 1}, {"device_status": 1}),
-    ({"device_status": "1"}, {"device_status": 1}),
-    ({"os": "macOS"}, {"os": 2}),
-    ({"device_terminal_type": "desktop", "is_managed": False}, {"device_terminal_type": 2, "is_managed": "false"}),
-    ({"device_name": "A", "serial_number": None}, {"device_name": "A"}),
-])
-def test_filters_are_translated(filters, expected):
-    assert info.list_filters(filters) == expected
-
-
-@pytest.mark.parametrize("filters", [
-    {"device_status": "suspicious"},
-    {"device_status": 7},
-    {"device_status": True},
-    {"is_managed": "yes"},
-    {"colour": "red"},
-])
-def test_bad_filters_are_refused(filters):
+def test_run_refuses_a_bad_filter_before_any_request(fake_module, feishu_sandbox, feishu_client):
     with pytest.raises(InputError):
-        info.list_filters(filters)
+        info.run(fake_module(dict(device_record_id=None, filters={"device_status": "suspicious"}, limit=None)),
+                 feishu_client)
+    assert len(feishu_sandbox.wire) == 0
+
+
+def test_run_sends_enum_filters_as_integers(fake_module, feishu_sandbox, feishu_client):
+    expected = sorted(rid for rid, r in feishu_sandbox.records.items() if r.get("device_status", 0) == 2)
+    result = info.run(fake_module(dict(device_record_id=None, filters={"device_status": "untrusted"}, limit=None)),
+                      feishu_client)
+    assert sorted(r["device_record_id"] for r in result["device_records"]) == expected
+    (call,) = feishu_sandbox.wire.entries(path_regex=r"/device_records$")
+    assert call["query"]["device_status"] == "2"
 
 
 def test_run_reads_ids_and_names_the_missing(fake_module, feishu_sandbox, feishu_client):

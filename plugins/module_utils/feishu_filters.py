@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The filters of the Feishu device-record list endpoint, checked before any request.
+
+Shared by feishu_device_record_info and the feishu_device_records inventory plugin: enum filters take
+the names this collection uses (or the API's integers), booleans must be booleans, and an unknown
+filter name is refused instead of being sent and silently ignored.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import ENUM_FILTERS
+
+STRING_FILTERS = frozenset([
+    "device_record_id", "current_user_id", "user_id_type", "device_name", "serial_number", "disk_serial_number",
+    "mac_address", "android_id", "uuid", "idfv", "aaid", "latest_user_id", "did", "mdm_device_id",
+    "mdm_provider_name", "cert_serial_number", "cert_issuer",
+])
+BOOL_FILTERS = frozenset(["is_managed", "is_public"])
+INT_FILTERS = frozenset(["lsa_client_status", "device_env_detect_status", "source"])
+
+
+def list_filters(filters):
+    """Validate filters and put them in the form the list endpoint expects."""
+    params = {}
+    for name, value in (filters or {}).items():
+        if value is None:
+            continue
+        if name in ENUM_FILTERS:
+            params[name] = _enum_value(name, value, ENUM_FILTERS[name])
+        elif name in BOOL_FILTERS:
+            if not isinstance(value, bool):
+                raise InputError("filter %s must be true or false, not %r" % (name, value))
+            params[name] = "true" if value else "false"
+        elif name in INT_FILTERS:
+            try:
+                params[name] = int(value)
+            except (TypeError, ValueError):
+                raise InputError("filter %s must be an integer, not %r" % (name, value))
+        elif name in STRING_FILTERS:
+            params[name] = str(value)
+        else:
+            known = sorted(set(ENUM_FILTERS) | BOOL_FILTERS | INT_FILTERS | STRING_FILTERS)
+            raise InputError("unknown filter %r; the list endpoint accepts %s" % (name, ", ".join(known)))
+    return params
+
+
+def _enum_value(name, value, names):
+    if isinstance(value, bool):
+        raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
+    if isinstance(value, int) and value in names.values():
+        return value
+    if isinstance(value, str):
+        if value.lower() in names:
+            return names[value.lower()]
+        if value.isdigit() and int(value) in names.values():
+            return int(value)
+    raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
