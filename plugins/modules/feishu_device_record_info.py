@@ -86,13 +86,13 @@ missing:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient, check_device_record_id
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_filters import list_filters
+from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, argument_spec
-from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 
 def run(module, client):
@@ -130,12 +130,7 @@ def main():
     spec.update(argument_spec(FEISHU_OPTIONS))
     module = AnsibleModule(argument_spec=spec, mutually_exclusive=[("device_record_id", "filters")],
                            supports_check_mode=True)
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-    try:
-        module.exit_json(**run(module, FeishuClient.from_params(module.params)))
-    except FleetguardError as exc:
-        module.fail_json(msg=str(exc), error=exc.to_dict())
+    run_module(module, FeishuClient.from_params, run)
 
 
 if __name__ == "__main__":

@@ -116,17 +116,17 @@ count:
   sample: 42
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     DeviceAddress,
     iter_devices,
     resolve,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
-from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 IDENTITY_FIELDS = ("id", "device_id", "display_name")
 
@@ -180,12 +180,7 @@ def main():
     spec.update(argument_spec(MSGRAPH_OPTIONS))
     module = AnsibleModule(argument_spec=spec, mutually_exclusive=[IDENTITY_FIELDS + ("filter",)],
                            supports_check_mode=True)
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-    try:
-        module.exit_json(**run(module, GraphClient.from_params(module.params)))
-    except FleetguardError as exc:
-        module.fail_json(msg=str(exc), error=exc.to_dict())
+    run_module(module, GraphClient.from_params, run)
 
 
 if __name__ == "__main__":
