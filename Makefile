@@ -37,6 +37,8 @@ LINK_TREE := $(COLLECTIONS_DIR)/ansible_collections/$(NAMESPACE)/$(NAME)
 # A real copy for ansible-test, which refuses symlinked collection roots and walks the whole tree.
 SANITY_TREE := build/sanity/ansible_collections/$(NAMESPACE)/$(NAME)
 DIST_DIR := build/dist
+EE_DIR := build/ee
+CHROMIUM := /usr/bin/chromium
 
 # Extra arguments: make sanity SANITY_ARGS='--test pep8'   make units PYTEST_ARGS='-n auto -k feishu'
 SANITY_ARGS ?=
@@ -54,10 +56,10 @@ PIP_INSTALL = $(1)/bin/python -m pip install --disable-pip-version-check -q
 PIP_FILTER := { grep -v -e 'is ignored: it is neither a file nor a directory' || true; }
 
 # The order `make test` runs in; it stops at the first failure.
-TEST_STEPS := venvs tree changelog-lint lint docs sanity units integration importer
+TEST_STEPS := venvs tree changelog-lint lint docs sanity units integration molecule importer ee
 
 .PHONY: help test demo venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
-        integration importer build changelog-lint clean clean-venvs distclean
+        integration importer build changelog-lint clean clean-venvs distclean molecule chromium ee
 
 help:
 	@echo "make test            everything below, in order, stopping at the first failure, with timings"
@@ -73,7 +75,10 @@ help:
 	@echo "make integration     pytest tests/integration with 3.11, then 3.12"
 	@echo "make importer        ansible-galaxy collection build + galaxy-importer on the tarball"
 	@echo "make build           the galaxy tarball only, in $(DIST_DIR)/"
-	@echo "make demo            start the sandbox emulators and run the demo playbook (check, apply, re-run)"
+	@echo "make molecule        molecule test for every role scenario in extensions/molecule (sandbox on localhost)"
+	@echo "make chromium        install Debian's chromium (headless, for the audit report test) if it is missing"
+	@echo "make ee              ansible-builder create: the execution environment's build context in $(EE_DIR)/"
+	@echo "make demo            the sandbox story: audit, quarantine (check, apply, re-run), audit again, release"
 	@echo "make clean           remove build output; clean-venvs: the venvs; distclean: both"
 	@echo "Python 3.11: $(or $(PYTHON311),NOT FOUND)   Python 3.12: $(or $(PYTHON312),not found: 3.12 leg skipped)"
 
@@ -176,6 +181,28 @@ clean-venvs:
 	rm -rf $(VENV) $(VENV312) $(VENV_IMPORTER)
 
 distclean: clean clean-venvs
+
+# --- roles: molecule scenarios, execution environment --------------------------------------------------
+# Each scenario (extensions/molecule/<role>) starts its own sandbox in create and stops it in destroy;
+# the audit scenario renders its HTML report in headless Chromium, installed here when missing.
+MOLECULE_ARGS ?= --all
+
+molecule: venv tree-link chromium
+	$(RUN) ANSIBLE_NOCOLOR=1 PY_COLORS=0 molecule test $(MOLECULE_ARGS)
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $$($(CHROMIUM) --version 2>/dev/null)"; else \
+	  echo "chromium: $(CHROMIUM) missing, installing Debian's chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null \
+	    && echo "chromium: $$($(CHROMIUM) --version 2>/dev/null)"; fi
+
+# `create` only writes the build context (Containerfile and files); `ansible-builder build` needs a
+# container engine, which CI does not have.
+ee: build
+	rm -rf $(EE_DIR)
+	$(RUN) ansible-builder create -f execution-environment.yml -c $(EE_DIR) --output-filename Containerfile
+	@test -s $(EE_DIR)/Containerfile && ls $(EE_DIR)/_build/collections/$(NAMESPACE)-$(NAME)-*.tar.gz >/dev/null
 
 # --- demo -------------------------------------------------------------------------------------------
 # (owned by the demo's author; keep the targets above untouched when adding it)
