@@ -58,7 +58,7 @@ PIP_FILTER := { grep -v -e 'is ignored: it is neither a file nor a directory' ||
 # The order `make test` runs in; it stops at the first failure.
 TEST_STEPS := venvs tree changelog-lint lint docs sanity units integration molecule importer ee
 
-.PHONY: help test demo venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
+.PHONY: help test demo benchmark venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
         integration importer build changelog-lint clean clean-venvs distclean molecule chromium ee
 
 help:
@@ -79,6 +79,7 @@ help:
 	@echo "make chromium        install Debian's chromium (headless, for the audit report test) if it is missing"
 	@echo "make ee              ansible-builder create: the execution environment's build context in $(EE_DIR)/"
 	@echo "make demo            the sandbox story: audit, quarantine (check, apply, re-run), audit again, release"
+	@echo "make benchmark       fleetguard modules vs an ansible.builtin.uri loop vs the rate-limit bound"
 	@echo "make clean           remove build output; clean-venvs: the venvs; distclean: both"
 	@echo "Python 3.11: $(or $(PYTHON311),NOT FOUND)   Python 3.12: $(or $(PYTHON312),not found: 3.12 leg skipped)"
 
@@ -159,10 +160,13 @@ units: venv venv312 tree-link
 	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/unit tests/sandbox -- $(PYTEST_ARGS); \
 	else echo "*** WARNING: no $(VENV312): unit tests under Python 3.12 SKIPPED"; fi
 
+# Integration tests spend most of their time in ansible-playbook start-up and in waiting on the
+# emulators' rate limits: two workers (each test has its own emulators on free ports) halve the time.
+INTEGRATION_WORKERS ?= 2
 integration: venv venv312 tree-link
-	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/integration -- $(PYTEST_ARGS)
+	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/integration -- -n $(INTEGRATION_WORKERS) $(PYTEST_ARGS)
 	@if [ -f $(VENV312)/.stamp ] && [ -n "$(PYTHON312)" ]; then \
-	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/integration -- $(PYTEST_ARGS); \
+	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/integration -- -n $(INTEGRATION_WORKERS) $(PYTEST_ARGS); \
 	else echo "*** WARNING: no $(VENV312): integration tests under Python 3.12 SKIPPED"; fi
 
 build: venv
@@ -209,3 +213,9 @@ ee: build
 
 demo: venv tree-link
 	@tools/demo
+
+# Not part of `make test`: timings do not belong in tests. Prints ratios against the naive
+# ansible.builtin.uri loop and against the APIs' rate-limit bounds (see benchmarks/run.py).
+BENCHMARK_ARGS ?=
+benchmark: venv tree-link
+	$(RUN) $(VENV)/bin/python benchmarks/run.py $(BENCHMARK_ARGS)

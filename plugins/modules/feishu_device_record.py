@@ -140,7 +140,9 @@ device_records:
       device_status: 2
       device_ownership: 2
 changed_records:
-  description: Ids of the records that changed (or would change, in check mode).
+  description:
+    - Ids of the records that changed (or would change, in check mode).
+    - With C(--diff), the entries of C(diff) follow this order, one per id.
   returned: always
   type: list
   elements: str

@@ -198,7 +198,9 @@ devices:
       extensionAttributes:
         extensionAttribute15: "quarantine:INC-1234"
 changed_devices:
-  description: Object ids of the devices that changed (or would change, in check mode).
+  description:
+    - Object ids of the devices that changed (or would change, in check mode).
+    - With C(--diff), the entries of C(diff) follow this order, one per id.
   returned: always
   type: list
   elements: str
