@@ -608,7 +608,7 @@ class Emulator:
 
     def apply_fault(self, rule, request):
         """Run an emulator-specific fault action before the request is handled."""
-        raise NotImplementedError(rule["action"])
+        raise ValueError("this emulator has no fault action %r" % rule["action"])
 
     def fault_status_response(self, rule, request):
         return Response(rule["status"], rule.get("body", http.HTTPStatus(rule["status"]).phrase))

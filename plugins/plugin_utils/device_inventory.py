@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import abc
 import json
 import os
 import re
@@ -59,16 +60,17 @@ class DeviceInventory(BaseInventoryPlugin, Constructable, Cacheable):
     # The field that identifies a device: the host name when the `hostname` field is empty or shared.
     ID_FIELD = None
 
+    @abc.abstractmethod
     def query(self):
         """What to read, from the options, checked before any request: JSON data without credentials."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fetch(self, query):
         """The devices `query` names, read from the API: a list of dicts."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def host_vars(self, device):
-        raise NotImplementedError
+        """The host vars of one device."""
 
     def verify_file(self, path):
         if not super(DeviceInventory, self).verify_file(path):
