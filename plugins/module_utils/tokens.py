@@ -29,7 +29,6 @@ class TokenCache:
         self._clock = clock
         self._margin = margin
         self._lock = threading.Lock()
-        self.fetches = 0
 
     @property
     def can_refresh(self):
@@ -51,7 +50,6 @@ class TokenCache:
 
     def _renew(self):
         token, lifetime = self._fetch()
-        self.fetches += 1
         self._token = token
         self._expires_at = self._clock() + max(0, int(lifetime or 0) - self._margin)
         return token

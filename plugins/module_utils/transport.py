@@ -124,7 +124,6 @@ class HttpTransport:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.calls = 0
 
     def backoff(self, attempt):
         """Full-jitter exponential backoff, capped."""
@@ -151,7 +150,6 @@ class HttpTransport:
         while True:
             if limiter is not None:
                 limiter.acquire()
-            self.calls += 1
             try:
                 answer = self.session.request(method, url, params=params, json=json_body, data=data,
                                               headers=headers, timeout=self.timeout, allow_redirects=False)
