@@ -31,25 +31,13 @@ extends_documentation_fragment:
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache
   - fleetguard.devices.feishu_inventory
+  - fleetguard.devices.feishu_device_records
 options:
   plugin:
     description: The name of this plugin; it marks the file as a source for it.
     required: true
     type: str
     choices: [fleetguard.devices.feishu_device_records]
-  filters:
-    description:
-      - Filters of the list endpoint, combined with AND, for example C(device_status), C(device_ownership),
-        C(device_terminal_type), C(os), C(device_name), C(serial_number), C(mac_address), C(current_user_id),
-        C(latest_user_id), C(is_managed), C(did), C(user_id_type).
-      - The enum filters accept names as well as the API's integers (C(device_status) V(unknown), V(trusted),
-        V(untrusted); C(device_ownership) V(unknown), V(personal), V(company); C(device_terminal_type) V(unknown),
-        V(mobile), V(desktop); C(os) V(unknown), V(windows), V(macos), V(linux), V(android), V(ios),
-        V(openharmony)).
-      - An unknown filter name or enum name fails the inventory source before any request.
-      - Without filters every record is read.
-    type: dict
-    default: {}
   hostname:
     description:
       - The record field hosts are named after.
@@ -59,7 +47,7 @@ options:
 notes:
   - The inventory cache holds the records and the query that read them (base URL, app id, filters), never a secret.
     A cached source whose filters changed is read again.
-  - A device that also has a host from M(fleetguard.devices.msgraph_devices) inventory under the same name becomes
+  - A device that also has a host from P(fleetguard.devices.msgraph_devices#inventory) under the same name becomes
     one host with both sets of variables.
 seealso:
   - module: fleetguard.devices.feishu_device_record
@@ -109,8 +97,9 @@ filters:
   is_managed: false
 """
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import RECORD_ENUMS, FeishuClient
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_filters import list_filters
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import enum_names
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS
 from ansible_collections.fleetguard.devices.plugins.plugin_utils.device_inventory import DeviceInventory
 
@@ -124,13 +113,7 @@ def record_host_vars(record):
     """The host variables of one record: `feishu_` + field name, enum fields by name."""
     full = dict(OMITTED_WHEN_EMPTY)
     full.update(record)
-    host_vars = {}
-    for field, value in full.items():
-        if field in RECORD_ENUMS:
-            names = dict((number, name) for name, number in RECORD_ENUMS[field].items())
-            value = names.get(value, value)
-        host_vars[HOST_VARS_PREFIX + field] = value
-    return host_vars
+    return dict((HOST_VARS_PREFIX + field, value) for field, value in enum_names(full).items())
 
 
 class InventoryModule(DeviceInventory):

@@ -32,33 +32,13 @@ extends_documentation_fragment:
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache
   - fleetguard.devices.msgraph_inventory
+  - fleetguard.devices.msgraph_devices.query
 options:
   plugin:
     description: The name of this plugin; it marks the file as a source for it.
     required: true
     type: str
     choices: [fleetguard.devices.msgraph_devices]
-  filter:
-    description:
-      - A raw OData C($filter) expression, for example C(operatingSystem eq 'Windows' and accountEnabled eq true).
-      - It is sent as written, so quote string literals yourself and double any C(') inside them.
-      - Filters on C(extensionAttributes), C(ne), C(not) and C(endsWith) need O(advanced_query=true).
-      - Without it every device of the tenant is read.
-    type: str
-  advanced_query:
-    description:
-      - Send C(ConsistencyLevel=eventual) and C($count=true), which Graph requires for advanced queries.
-    type: bool
-    default: false
-  select:
-    description:
-      - Properties to read (C($select)), with Graph's names. The default is the set the modules of this collection
-        read - C(id), C(deviceId), C(displayName), C(accountEnabled), C(operatingSystem), C(operatingSystemVersion),
-        C(isCompliant), C(isManaged), C(trustType), C(profileType), C(manufacturer), C(model),
-        C(registrationDateTime), C(approximateLastSignInDateTime), C(extensionAttributes).
-      - C(id), C(deviceId) and the property of O(hostname) are always read.
-    type: list
-    elements: str
   hostname:
     description:
       - The property hosts are named after.
@@ -68,7 +48,7 @@ options:
 notes:
   - The inventory cache holds the devices and the query that read them (Graph endpoint, tenant, filter, properties),
     never a secret or a token. A cached source whose query changed is read again.
-  - A device that also has a host from M(fleetguard.devices.feishu_device_records) inventory under the same name
+  - A device that also has a host from P(fleetguard.devices.feishu_device_records#inventory) under the same name
     becomes one host with both sets of variables.
 seealso:
   - module: fleetguard.devices.msgraph_device
@@ -115,7 +95,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client 
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     READ_PROPERTIES,
     DeviceAddress,
-    iter_devices,
+    GraphDevices,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS
 from ansible_collections.fleetguard.devices.plugins.plugin_utils.device_inventory import DeviceInventory
@@ -157,7 +137,7 @@ class InventoryModule(DeviceInventory):
         client = GraphClient.from_params(self.connection_params(MSGRAPH_OPTIONS), api_version="v1.0")
         address = DeviceAddress("v1.0")
         address.select = ",".join(query["select"])
-        return list(iter_devices(client, address, query["filter"], query["advanced_query"]))
+        return list(GraphDevices(client, address).iter_matching(query["filter"], query["advanced_query"]))
 
     def host_vars(self, device):
         return device_host_vars(device)

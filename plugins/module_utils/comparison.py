@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Desired-versus-current comparison, shared by every module.
 
 Only the fields the user set are managed: a field left out of `desired` is never compared, never

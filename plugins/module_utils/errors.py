@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """The collection's exceptions.
 
 Every failure raised by module_utils is a FleetguardError. It carries what an operator needs to find
@@ -15,6 +16,9 @@ __metaclass__ = type
 
 class FleetguardError(Exception):
     """Base error. `str()` gives one line an operator can act on."""
+
+    # True only for a write whose answer was lost: see TransientError.
+    maybe_applied = False
 
     def __init__(self, message, method=None, path=None, status=None, api_code=None, request_id=None):
         super(FleetguardError, self).__init__(message)

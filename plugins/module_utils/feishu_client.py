@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Client of the Feishu/Lark Open Platform device-record API (security_and_compliance v2).
 
 Auth: a tenant_access_token from app_id/app_secret, reused for its lifetime and refreshed once when
@@ -15,7 +16,6 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import run_each
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
     AuthenticationError,
@@ -26,7 +26,6 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
-    RateLimiter,
     path_segment,
 )
 
@@ -45,18 +44,6 @@ RECORD_NOT_FOUND = 1785008
 RATE_LIMITED = 99991400
 
 DEVICE_RECORD_ID_PATTERN = re.compile(r"[0-9]{1,64}")
-
-# Enum names <-> the ints on the wire (seed 000 and the spec, section 2).
-DEVICE_STATUS = {"unknown": 0, "trusted": 1, "untrusted": 2}
-DEVICE_OWNERSHIP = {"unknown": 0, "personal": 1, "company": 2}
-DEVICE_SYSTEM = {"unknown": 0, "windows": 1, "macos": 2, "linux": 3, "android": 4, "ios": 5, "openharmony": 6}
-DEVICE_TERMINAL_TYPE = {"unknown": 0, "mobile": 1, "desktop": 2}
-# List filters that take an enum, by filter name.
-ENUM_FILTERS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP,
-                    device_terminal_type=DEVICE_TERMINAL_TYPE, os=DEVICE_SYSTEM)
-# Record fields that hold one of those enums (the `os` filter matches the record's device_system).
-RECORD_ENUMS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP,
-                    device_terminal_type=DEVICE_TERMINAL_TYPE, device_system=DEVICE_SYSTEM)
 
 
 def check_device_record_id(value):
@@ -89,7 +76,7 @@ class FeishuClient:
         can_fetch = bool(app_id and app_secret)
         self.tokens = TokenCache(fetch=self._fetch_token if can_fetch else None,
                                  static_token=None if can_fetch else tenant_access_token, clock=clock)
-        self.limiters = dict((op, RateLimiter(rate)) for op, rate in RATE_LIMITS.items())
+        self.limiters = dict((op, transport.limiter(rate)) for op, rate in RATE_LIMITS.items())
 
     @classmethod
     def from_params(cls, params):
@@ -145,16 +132,21 @@ class FeishuClient:
             return None
         return normalize_record(data.get("device_record") or {})
 
+    def list_page(self, params):
+        """One page of the list endpoint: (records, page_token of the next page or None)."""
+        data = self.call("list", "GET", RECORDS_PATH, params=params)
+        records = [normalize_record(record) for record in data.get("items") or []]
+        return records, data.get("page_token") if data.get("has_more") else None
+
     def iter_records(self, filters=None, page_size=MAX_PAGE_SIZE):
         """Every record matching the list filters, page by page."""
         params = dict(filters or {})
         params["page_size"] = page_size
         while True:
-            data = self.call("list", "GET", RECORDS_PATH, params=params)
-            for record in data.get("items") or []:
-                yield normalize_record(record)
-            token = data.get("page_token")
-            if not data.get("has_more") or not token:
+            records, token = self.list_page(params)
+            for record in records:
+                yield record
+            if not token:
                 return
             params["page_token"] = token
 
@@ -172,66 +164,6 @@ class FeishuClient:
         except NotFoundError:
             return False
         return True
-
-    # --- identity resolution ----------------------------------------------------------------------
-
-    def resolve(self, field, values, workers=4):
-        """Map each value of `field` (device_record_id, serial_number or device_name) to the records
-        whose field equals it exactly: {value: [record, ...]}.
-
-        Reading the whole directory page by page is far cheaper than one lookup per value when the
-        directory is small compared to the number of values, and unknowable in advance. So a scan
-        runs with a budget of half the pages that per-value lookups would cost; if the directory
-        ends within it, values are matched locally; otherwise lookups finish the job (at worst
-        1.5 times the lookups' cost, usually a small fraction).
-        """
-        values = list(dict.fromkeys(values))
-        if field == "device_record_id":
-            for value in values:
-                check_device_record_id(value)
-            # A GET is allowed five times as often as a list page.
-            budget = len(values) * RATE_LIMITS["list"] // RATE_LIMITS["get"] // 2
-        else:
-            budget = len(values) // 2
-        matches = dict((value, []) for value in values)
-        remaining = values
-        if budget >= 1:
-            scanned, complete = self._scan(budget)
-            for record in scanned:
-                if record.get(field) in matches:
-                    matches[record.get(field)].append(record)
-            if complete:
-                return matches
-            if field == "device_record_id":
-                # Ids are unique: whatever the partial scan found is settled.
-                remaining = [value for value in values if not matches[value]]
-            else:
-                matches = dict((value, []) for value in values)
-        for result in run_each(remaining, lambda value: self._lookup(field, value), workers=workers):
-            if result.error is not None:
-                raise result.error
-            matches[result.item] = result.value
-        return matches
-
-    def _scan(self, max_pages):
-        """Read up to max_pages list pages: (records, whether the directory ended within them)."""
-        records = []
-        params = dict(page_size=MAX_PAGE_SIZE)
-        for dummy in range(max_pages):
-            data = self.call("list", "GET", RECORDS_PATH, params=params)
-            records.extend(normalize_record(r) for r in data.get("items") or [])
-            if not data.get("has_more") or not data.get("page_token"):
-                return records, True
-            params["page_token"] = data["page_token"]
-        return records, False
-
-    def _lookup(self, field, value):
-        if field == "device_record_id":
-            record = self.get_record(value)
-            return [record] if record is not None else []
-        # One page is enough: more than one match is already ambiguous, and the page names the candidates.
-        data = self.call("list", "GET", RECORDS_PATH, params={field: value, "page_size": 20})
-        return [normalize_record(r) for r in data.get("items") or []]
 
 
 def _envelope(response):

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """The filters of the Feishu device-record list endpoint, checked before any request.
 
 Shared by feishu_device_record_info and the feishu_device_records inventory plugin: enum filters take
@@ -13,7 +14,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import ENUM_FILTERS
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import (
+    DEVICE_OWNERSHIP,
+    DEVICE_STATUS,
+    DEVICE_SYSTEM,
+    DEVICE_TERMINAL_TYPE,
+)
+
+# List filters that take an enum, by filter name (the `os` filter matches the record's device_system).
+ENUM_FILTERS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP,
+                    device_terminal_type=DEVICE_TERMINAL_TYPE, os=DEVICE_SYSTEM)
 
 STRING_FILTERS = frozenset([
     "device_record_id", "current_user_id", "user_id_type", "device_name", "serial_number", "disk_serial_number",

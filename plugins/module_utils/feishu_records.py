@@ -1,38 +1,47 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bringing one Feishu device record to its desired state, safely.
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
+"""Feishu device records: the enums, finding records by identifier, and bringing them to a desired state.
 
 Updates carry the `version` that was read; Feishu answers 1785008 when it is stale (or the record is
 gone), so the record is re-read, the change recomputed and the write retried, a bounded number of
 times. A write whose answer was lost is re-read before anything else: if it landed, it is not sent again.
+API reference: https://open.feishu.cn/document/security_and_compliance-v1/security_and_compliance-v2/device_record/update
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import Change
+from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import run_each
 from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import (
     apply_changes,
     changed_fields,
+    managed_view,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
-    ApiError,
-    NotFoundError,
-    TransientError,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, NotFoundError
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import (
-    DEVICE_OWNERSHIP,
-    DEVICE_STATUS,
+    MAX_PAGE_SIZE,
+    RATE_LIMITS,
+    check_device_record_id,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import Change, changes_from
 
+# Enum names <-> the integers on the wire.
+DEVICE_STATUS = {"unknown": 0, "trusted": 1, "untrusted": 2}
+DEVICE_OWNERSHIP = {"unknown": 0, "personal": 1, "company": 2}
+DEVICE_SYSTEM = {"unknown": 0, "windows": 1, "macos": 2, "linux": 3, "android": 4, "ios": 5, "openharmony": 6}
+DEVICE_TERMINAL_TYPE = {"unknown": 0, "mobile": 1, "desktop": 2}
+# Record fields that hold one of those enums.
+RECORD_ENUMS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP,
+                    device_terminal_type=DEVICE_TERMINAL_TYPE, device_system=DEVICE_SYSTEM)
+# The fields the module manages.
 MANAGED_ENUMS = dict(device_status=DEVICE_STATUS, device_ownership=DEVICE_OWNERSHIP)
-MANAGED_FIELDS = ("device_status", "device_ownership")
 MAX_WRITE_ATTEMPTS = 3
 
 
-def desired_from_names(device_status=None, device_ownership=None):
+def desired_state(device_status=None, device_ownership=None):
     """The wire form (ints) of the fields the user set."""
     desired = {}
     if device_status is not None:
@@ -42,82 +51,170 @@ def desired_from_names(device_status=None, device_ownership=None):
     return desired
 
 
-def readable_view(record, fields):
-    """The given managed fields of a record with enum names instead of ints: what --diff shows."""
-    view = {}
-    for field in fields:
-        names = dict((number, name) for name, number in MANAGED_ENUMS[field].items())
-        value = (record or {}).get(field)
-        view[field] = names.get(value, value)
-    return view
+def enum_names(record):
+    """The record with enum fields by name (device_status 2 -> untrusted); unknown numbers stay as they are."""
+    named = dict(record)
+    for field, enum in RECORD_ENUMS.items():
+        if field in named:
+            names = dict((number, name) for name, number in enum.items())
+            named[field] = names.get(named[field], named[field])
+    return named
 
 
-def record_label(record):
-    name = record.get("device_name") or record.get("serial_number")
-    return "device record %s%s" % (record.get("device_record_id"), " (%s)" % name if name else "")
+class FeishuDeviceRecords:
+    """The device records of one Feishu/Lark tenant, through a FeishuClient."""
 
+    ID_KEY = "device_record_id"
+    NOUN = "device record"
+    # What a diff shows of a deleted record.
+    ABSENT_VIEW = dict((field, None) for field in MANAGED_ENUMS)
 
-def converge_record(client, current, desired, check_mode=False, max_attempts=MAX_WRITE_ATTEMPTS):
-    """Make `current` match `desired` (ints). Check mode follows the same path and stops before the PUT."""
-    record_id = current["device_record_id"]
-    first_seen = current
-    versions = [current.get("version")]
-    last_transient = None
-    for dummy in range(max_attempts):
-        delta = changed_fields(current, desired)
-        if not delta:
-            # Nothing to write (perhaps another writer got there first): not a change of ours.
-            return Change(first_seen, current, changed=False)
-        predicted = apply_changes(current, delta)
+    def __init__(self, client, workers=4):
+        self.client = client
+        self.workers = workers
+
+    @staticmethod
+    def label(record):
+        name = record.get("device_name") or record.get("serial_number")
+        return "device record %s%s" % (record.get("device_record_id"), " (%s)" % name if name else "")
+
+    @staticmethod
+    def view(record, desired):
+        """The fields of `desired` as the record has them, enums by name: what --diff shows."""
+        return enum_names(managed_view(record, desired))
+
+    # --- finding records ------------------------------------------------------------------------
+
+    def resolve(self, field, values):
+        """Map each value of `field` (device_record_id, serial_number or device_name) to the records
+        whose field equals it exactly: {value: [record, ...]}.
+
+        Reading the whole directory page by page is far cheaper than one lookup per value when the
+        directory is small compared to the number of values, and unknowable in advance. So a scan
+        runs with a budget of half the pages that per-value lookups would cost; if the directory
+        ends within it, values are matched locally; otherwise lookups finish the job (at worst
+        1.5 times the lookups' cost, usually a small fraction).
+        """
+        values = list(dict.fromkeys(values))
+        if field == "device_record_id":
+            for value in values:
+                check_device_record_id(value)
+            # A GET is allowed five times as often as a list page.
+            budget = len(values) * RATE_LIMITS["list"] // RATE_LIMITS["get"] // 2
+        else:
+            budget = len(values) // 2
+        matches = dict((value, []) for value in values)
+        remaining = values
+        if budget >= 1:
+            scanned, complete = self._scan(budget)
+            for record in scanned:
+                if record.get(field) in matches:
+                    matches[record.get(field)].append(record)
+            if complete:
+                return matches
+            if field == "device_record_id":
+                # Ids are unique: whatever the partial scan found is settled.
+                remaining = [value for value in values if not matches[value]]
+            else:
+                matches = dict((value, []) for value in values)
+        for result in run_each(remaining, lambda value: self._lookup(field, value), workers=self.workers):
+            if result.error is not None:
+                raise result.error
+            matches[result.item] = result.value
+        return matches
+
+    def _scan(self, max_pages):
+        """Read up to max_pages list pages: (records, whether the directory ended within them)."""
+        records = []
+        params = dict(page_size=MAX_PAGE_SIZE)
+        for dummy in range(max_pages):
+            page, token = self.client.list_page(params)
+            records.extend(page)
+            if not token:
+                return records, True
+            params["page_token"] = token
+        return records, False
+
+    def _lookup(self, field, value):
+        if field == "device_record_id":
+            record = self.client.get_record(value)
+            return [record] if record is not None else []
+        # One page is enough: more than one match is already ambiguous, and the page names the candidates.
+        records, dummy = self.client.list_page({field: value, "page_size": 20})
+        return records
+
+    # --- writing records ------------------------------------------------------------------------
+
+    def converge(self, records, desired, check_mode=False):
+        """Bring every record to `desired` (ints), a few at a time. Returns {record id: Change}."""
+        results = run_each(records, lambda record: self._converge_one(record, desired, check_mode),
+                           workers=self.workers)
+        return changes_from(results, self.ID_KEY)
+
+    def remove(self, records, check_mode=False):
+        """Delete every record, a few at a time. Returns {record id: Change}."""
+        results = run_each(records, lambda record: self._remove_one(record, check_mode), workers=self.workers)
+        return changes_from(results, self.ID_KEY)
+
+    def _converge_one(self, current, desired, check_mode):
+        """Check mode follows the same path as a real run and stops before the PUT."""
+        record_id = current["device_record_id"]
+        first_seen = current
+        versions = [current.get("version")]
+        last_transient = None
+        for dummy in range(MAX_WRITE_ATTEMPTS):
+            delta = changed_fields(current, desired)
+            if not delta:
+                # Nothing to write (perhaps another writer got there first): not a change of ours.
+                return Change(first_seen, current, changed=False)
+            predicted = apply_changes(current, delta)
+            if check_mode:
+                return Change(first_seen, predicted, changed=True)
+            try:
+                self.client.update_record(record_id, current["version"], predicted["device_ownership"],
+                                          predicted["device_status"])
+            except NotFoundError:
+                # Stale version, or the record vanished: the fresh read tells which.
+                last_transient = None
+                current = self._reread(record_id)
+                versions.append(current.get("version"))
+                continue
+            except ApiError as exc:
+                if not exc.maybe_applied:
+                    raise
+                last_transient = exc
+                current = self._reread(record_id)
+                versions.append(current.get("version"))
+                if not changed_fields(current, desired):
+                    # Our write landed; its answer was lost.
+                    return Change(first_seen, current, changed=True)
+                continue
+            after = self.client.get_record(record_id)
+            return Change(first_seen, after if after is not None else predicted, changed=True)
+        if last_transient is not None:
+            last_transient.message = "gave up after %d attempts, each re-read showed it had not landed: %s" % (
+                MAX_WRITE_ATTEMPTS, last_transient.message)
+            raise last_transient
+        raise ApiError(
+            "gave up after %d attempts: the record kept changing under us (version read first %s, last %s)"
+            % (MAX_WRITE_ATTEMPTS, versions[0], versions[-1]), method="PUT", path="device_records/%s" % record_id)
+
+    def _reread(self, record_id):
+        record = self.client.get_record(record_id)
+        if record is None:
+            raise NotFoundError("the record was deleted while this task was updating it",
+                                method="GET", path="device_records/%s" % record_id)
+        return record
+
+    def _remove_one(self, current, check_mode):
+        """Already gone is not a change; a lost answer is settled by a re-read."""
+        record_id = current["device_record_id"]
         if check_mode:
-            return Change(first_seen, predicted, changed=True)
+            return Change(current, {}, changed=True)
         try:
-            client.update_record(record_id, current["version"], predicted["device_ownership"],
-                                 predicted["device_status"])
-        except NotFoundError:
-            # Stale version, or the record vanished: the fresh read tells which.
-            last_transient = None
-            current = _reread(client, record_id)
-            versions.append(current.get("version"))
-            continue
-        except TransientError as exc:
-            if not exc.maybe_applied:
+            deleted = self.client.delete_record(record_id)
+        except ApiError as exc:
+            if not exc.maybe_applied or self.client.get_record(record_id) is not None:
                 raise
-            last_transient = exc
-            current = _reread(client, record_id)
-            versions.append(current.get("version"))
-            if not changed_fields(current, desired):
-                # Our write landed; its answer was lost.
-                return Change(first_seen, current, changed=True)
-            continue
-        after = client.get_record(record_id)
-        return Change(first_seen, after if after is not None else predicted, changed=True)
-    if last_transient is not None:
-        last_transient.message = "gave up after %d attempts, each re-read showed it had not landed: %s" % (
-            max_attempts, last_transient.message)
-        raise last_transient
-    raise ApiError(
-        "gave up after %d attempts: the record kept changing under us (version read first %s, last %s)"
-        % (max_attempts, versions[0], versions[-1]), method="PUT", path="device_records/%s" % record_id)
-
-
-def _reread(client, record_id):
-    record = client.get_record(record_id)
-    if record is None:
-        raise NotFoundError("the record was deleted while this task was updating it",
-                            method="GET", path="device_records/%s" % record_id)
-    return record
-
-
-def remove_record(client, current, check_mode=False):
-    """Delete one record. Already gone is not a change; a lost answer is settled by a re-read."""
-    record_id = current["device_record_id"]
-    if check_mode:
-        return Change(current, {}, changed=True)
-    try:
-        deleted = client.delete_record(record_id)
-    except TransientError as exc:
-        if not exc.maybe_applied or client.get_record(record_id) is not None:
-            raise
-        deleted = True
-    return Change(current, {}, changed=deleted)
+            deleted = True
+        return Change(current, {}, changed=deleted)

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Identity options shared by the modules: which one was given, and whether each value named exactly one object.
 
 A lookup that matches nothing or more than one object fails the whole task before any write, naming
@@ -15,14 +16,13 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import I
 
 
 def identity(params, fields):
-    """(field, values) of the one identity option given; empty strings are dropped, an empty list refused."""
-    for field in fields:
-        if params.get(field) is not None:
-            values = [value for value in params[field] if value not in (None, "")]
-            if not values:
-                raise InputError("%s is empty: give at least one value" % field)
-            return field, values
-    raise InputError("one of %s is required" % ", ".join(fields))
+    """(field, values) of the identity option given (the module's argument spec makes it exactly one);
+    empty strings are dropped, an empty list refused."""
+    field = next(name for name in fields if params.get(name) is not None)
+    values = [value for value in params[field] if value not in (None, "")]
+    if not values:
+        raise InputError("%s is empty: give at least one value" % field)
+    return field, values
 
 
 def check_matches(field, values, matches, state, id_key, noun):

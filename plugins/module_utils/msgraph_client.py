@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Client of Microsoft Graph for devices: tokens, Graph's error body, paging and JSON batching.
 
 Tokens come from the OAuth2 client-credentials flow (a client secret, or a certificate that signs a
@@ -19,10 +20,8 @@ import hashlib
 import json
 import random
 import time
-import traceback
 import uuid
 
-JWT_IMPORT_ERROR = None
 try:
     import jwt
     from cryptography import x509
@@ -31,7 +30,6 @@ try:
     HAS_JWT = True
 except ImportError:  # pragma: no cover - only certificate authentication needs them
     HAS_JWT = False
-    JWT_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
@@ -43,7 +41,6 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
-    RateLimiter,
     retry_after_seconds,
 )
 
@@ -157,7 +154,7 @@ class GraphClient:
         can_fetch = not access_token
         self.tokens = TokenCache(fetch=self._fetch_token if can_fetch else None,
                                  static_token=access_token if not can_fetch else None)
-        self.read_limiter = RateLimiter(READ_RATE)
+        self.read_limiter = transport.limiter(READ_RATE)
         self._write_limiter = None
 
     @classmethod
@@ -166,8 +163,8 @@ class GraphClient:
         certificate = None
         if params.get("client_certificate_path") and not params.get("access_token"):
             certificate = ClientCertificate(params["client_certificate_path"], params.get("client_certificate_password"))
-        transport = HttpTransport(params.get("graph_endpoint") or graph_endpoint, timeout=params["timeout"],
-                                  validate_certs=params["validate_certs"], max_retries=params["max_retries"])
+        transport = HttpTransport(timeout=params["timeout"], validate_certs=params["validate_certs"],
+                                  max_retries=params["max_retries"])
         return cls(transport, graph_endpoint=params.get("graph_endpoint") or graph_endpoint,
                    authority_host=params.get("authority_host") or authority_host,
                    tenant_id=params.get("tenant_id"), client_id=params.get("client_id"),
@@ -205,7 +202,7 @@ class GraphClient:
     @property
     def write_limiter(self):
         if self._write_limiter is None:
-            self._write_limiter = RateLimiter(WRITE_RATE_APP if self.app_only else WRITE_RATE_USER)
+            self._write_limiter = self.transport.limiter(WRITE_RATE_APP if self.app_only else WRITE_RATE_USER)
         return self._write_limiter
 
     # --- requests -------------------------------------------------------------------------------
@@ -214,22 +211,25 @@ class GraphClient:
         return path if path.startswith("https://") or path.startswith("http://") else self.base + path
 
     def request(self, method, path, params=None, body=None, headers=None):
-        """One Graph call; returns (status, headers, parsed body) of a success, raises on an error."""
-        is_write = method not in ("GET", "HEAD")
+        """One Graph call, paced by the read or write limiter; returns the Response of a success, raises
+        the Graph error otherwise."""
+        limiter = self.write_limiter if method not in ("GET", "HEAD") else self.read_limiter
+        return self._send(method, path, params=params, body=body, headers=headers, limiter=limiter)
 
+    def _send(self, method, path, params=None, body=None, headers=None, limiter=None, idempotent=None):
+        """Send with the current token, once more with a new one on 401; raise the Graph error of a failure."""
         def send(token):
             all_headers = {"Authorization": "Bearer " + token}
             all_headers.update(headers or {})
             if body is not None:
                 all_headers.update(JSON_HEADERS)
-            return self.transport.request(method, self.url(path), params=params, json_body=body,
-                                          headers=all_headers,
-                                          limiter=self.write_limiter if is_write else self.read_limiter)
+            return self.transport.request(method, self.url(path), params=params, json_body=body, headers=all_headers,
+                                          limiter=limiter, idempotent=idempotent)
 
         response = self.tokens.send(send, rejected=lambda answer: answer.status == 401)
         if response.status >= 400:
             raise self._error(response.status, response.json, response.headers, method, path)
-        return response.status, response.headers, response.json
+        return response
 
     def _error(self, status, body, headers, method, path):
         error = graph_error(status, body, headers, method, path.split("?", 1)[0] if path.startswith("/") else path)
@@ -244,26 +244,26 @@ class GraphClient:
         count = 0
         next_path, next_params = path, params
         while next_path:
-            dummy, dummy_headers, body = self.request("GET", next_path, params=next_params, headers=headers)
+            body = self.request("GET", next_path, params=next_params, headers=headers).json or {}
             if on_page is not None:
-                on_page(body or {})
-            for item in (body or {}).get("value") or []:
+                on_page(body)
+            for item in body.get("value") or []:
                 yield item
                 count += 1
                 if limit and count >= limit:
                     return
-            next_path, next_params = (body or {}).get("@odata.nextLink"), None
+            next_path, next_params = body.get("@odata.nextLink"), None
 
     # --- JSON batching ----------------------------------------------------------------------------
 
     def batch(self, requests):
         """Send requests (dicts with id, method, url relative to the version, optional body/headers) in
-        batches of 20. Returns {id: (status, headers, body)} for every request.
+        batches of 20. Returns {id: SubResponse} for every request, the error already built for a failure.
 
         Throttled (429) sub-requests are sent again after the longest Retry-After among them, within
         the transport's max_retries; so are failed reads (5xx), and sub-requests refused for an expired
-        token (401: never applied) once the token is replaced. A 5xx or lost answer on a write is
-        returned as is: the caller re-reads before deciding to write again.
+        token (401: never applied) once the token is replaced. A 5xx or lost answer on a write comes
+        back as an error with `maybe_applied`: the caller re-reads before deciding to write again.
         """
         results = {}
         pending = list(requests)
@@ -271,34 +271,36 @@ class GraphClient:
         while pending:
             retry, waits = [], []
             for start in range(0, len(pending), BATCH_LIMIT):
-                chunk = dict((r["id"], r) for r in pending[start:start + BATCH_LIMIT])
+                chunk = pending[start:start + BATCH_LIMIT]
                 token = self.tokens.get()
-                answers = self._send_batch(list(chunk.values()))
-                expired = [sub_id for sub_id, answer in answers.items() if answer[0] == 401]
-                if expired and self.tokens.can_refresh:
+                answers = self._send_batch(chunk)
+                if self.tokens.can_refresh and any(answer.status == 401 for answer in answers.values()):
                     self.tokens.replace(token)
-                for sub_id, answer in answers.items():
-                    status, headers = answer[0], answer[1]
-                    original = chunk[sub_id]
+                for request in chunk:
+                    answer = answers[request["id"]]
+                    status = answer.status
                     retriable = (status == 429 or (status == 401 and self.tokens.can_refresh)
-                                 or (status >= 500 and original["method"] == "GET"))
+                                 or (status is not None and status >= 500 and request["method"] == "GET"))
                     if retriable and attempt < self.transport.max_retries:
-                        retry.append(original)
-                        wait = 0.0 if status == 401 else retry_after_seconds(headers or {})
+                        retry.append(request)
+                        wait = 0.0 if status == 401 else retry_after_seconds(answer.headers)
                         waits.append(wait if wait is not None else self.transport.backoff(attempt))
                     else:
-                        results[sub_id] = answer
+                        results[request["id"]] = answer
             if retry:
-                wait = max(waits)
-                if wait > 0:
-                    (self.write_limiter if any(r["method"] != "GET" for r in retry) else self.read_limiter).pause(wait)
-                    self.transport.sleep(wait + random.uniform(0, 0.05))
+                # The limiters make the next acquire() wait: every worker holds back, and nothing sleeps twice.
+                wait = max(waits) + random.uniform(0, 0.05) if max(waits) > 0 else 0.0
+                if any(r["method"] != "GET" for r in retry):
+                    self.write_limiter.pause(wait)
+                if any(r["method"] == "GET" for r in retry):
+                    self.read_limiter.pause(wait)
                 attempt += 1
             pending = retry
         return results
 
     def _send_batch(self, chunk):
-        """One POST /$batch. Throttling counts every sub-request, so the limiters are charged per item."""
+        """One POST /$batch: {id: SubResponse}. Throttling counts every sub-request, so the limiters are
+        charged per item."""
         writes = [r for r in chunk if r["method"] != "GET"]
         for dummy in writes:
             self.write_limiter.acquire()
@@ -306,43 +308,42 @@ class GraphClient:
             self.read_limiter.acquire()
         payload = dict(requests=[_batch_item(r) for r in chunk])
         try:
-            dummy_status, dummy_headers, body = self.request_batch(payload, idempotent=not writes)
+            body = self._send("POST", "/$batch", body=payload, idempotent=not writes).json or {}
         except TransientError as exc:
             if not exc.maybe_applied:
                 raise
             # The answer to a batch of writes was lost: every item may or may not have landed.
-            return dict((r["id"], (599, {}, {"error": {"code": "AnswerLost", "message": str(exc)}})) for r in chunk)
-        sent = set(r["id"] for r in chunk)
-        answers = {}
-        for item in (body or {}).get("responses") or []:
-            if str(item.get("id")) in sent:
-                answers[str(item.get("id"))] = (int(item.get("status") or 0), item.get("headers") or {},
-                                                item.get("body"))
-        missing = [r["id"] for r in chunk if r["id"] not in answers]
+            return dict((r["id"], SubResponse(None, {}, None, TransientError(
+                str(exc), maybe_applied=True, method=r["method"], path=_path_of(r)))) for r in chunk)
+        items = dict((str(item.get("id")), item) for item in body.get("responses") or [] if isinstance(item, dict))
+        missing = [r["id"] for r in chunk if r["id"] not in items]
         if missing:
             raise ApiError("the $batch answer lacks responses for %s" % ", ".join(missing),
                            method="POST", path="/$batch")
+        answers = {}
+        for request in chunk:
+            item = items[request["id"]]
+            status, headers, sub_body = int(item.get("status") or 0), item.get("headers") or {}, item.get("body")
+            error = self._error(status, sub_body, headers, request["method"], _path_of(request)) if status >= 400 else None
+            answers[request["id"]] = SubResponse(status, headers, sub_body, error)
         return answers
 
-    def request_batch(self, payload, idempotent):
-        def send(token):
-            headers = {"Authorization": "Bearer " + token}
-            headers.update(JSON_HEADERS)
-            return self.transport.request("POST", self.base + "/$batch", json_body=payload, headers=headers,
-                                          idempotent=idempotent)
 
-        response = self.tokens.send(send, rejected=lambda answer: answer.status == 401)
-        if response.status >= 400:
-            raise self._error(response.status, response.json, response.headers, "POST", "/$batch")
-        return response.status, response.headers, response.json
+class SubResponse:
+    """The answer to one sub-request of a batch: `status` (None when the answer was lost), `headers`,
+    `body`, and the `error` it means when it failed (None on success)."""
 
-    def sub_error(self, request, answer):
-        """The exception for a failed batch sub-request."""
-        status, headers, body = answer
-        if status == 599:
-            return TransientError((body or {}).get("error", {}).get("message", "answer lost"), maybe_applied=True,
-                                  method=request["method"], path=request["url"].split("?", 1)[0])
-        return self._error(status, body, headers, request["method"], request["url"].split("?", 1)[0])
+    __slots__ = ("status", "headers", "body", "error")
+
+    def __init__(self, status, headers, body, error=None):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.error = error
+
+
+def _path_of(request):
+    return request["url"].split("?", 1)[0]
 
 
 def _batch_item(request):

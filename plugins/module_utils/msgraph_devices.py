@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Microsoft Graph devices: addressing, lookups and bringing many devices to a desired state in batches.
 
 Reads and writes go through `POST /$batch` (20 per call). PATCH carries only the properties that
@@ -14,9 +15,13 @@ __metaclass__ = type
 import re
 from urllib.parse import quote
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import Change
-from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import apply_changes, changed_fields
+from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import (
+    apply_changes,
+    changed_fields,
+    managed_view,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, NotFoundError
+from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import Change
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import path_segment
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -34,7 +39,8 @@ V1_PROPERTIES = dict(
     is_managed="isManaged",
     extension_attributes="extensionAttributes",
 )
-# Project Rome properties of the beta user-scoped collection (seed 002).
+# Project Rome properties of the beta user-scoped collection
+# (https://learn.microsoft.com/en-us/graph/api/resources/device?view=graph-rest-beta).
 BETA_PROPERTIES = dict(name="name", manufacturer="manufacturer", model="model", kind="kind", status="status",
                        platform="platform")
 READ_PROPERTIES = ["id", "deviceId", "displayName", "accountEnabled", "operatingSystem", "operatingSystemVersion",
@@ -43,7 +49,7 @@ READ_PROPERTIES = ["id", "deviceId", "displayName", "accountEnabled", "operating
 BETA_READ_PROPERTIES = READ_PROPERTIES + ["name", "kind", "status", "platform"]
 # App-only callers may change only extensionAttributes on devices whose operatingSystem is not Windows.
 APP_ONLY_ANY_OS = frozenset(["extensionAttributes"])
-MAX_WRITE_ROUNDS = 3
+MAX_WRITE_ATTEMPTS = 3
 # The largest $top Graph accepts for devices.
 PAGE_MAX = 999
 
@@ -106,11 +112,6 @@ def desired_properties(params, api_version):
     return desired
 
 
-def device_label(device):
-    name = device.get("displayName")
-    return "device %s%s" % (device.get("id"), " (%s)" % name if name else "")
-
-
 class DeviceAddress:
     """Where a device lives: the tenant-wide collection, or a user's (beta) collection."""
 
@@ -143,174 +144,199 @@ class DeviceAddress:
                                                ("$select", self.select), ("$top", top)])
 
 
-def resolve(client, address, field, values):
-    """Map each value of `field` (id, device_id or display_name) to the devices it names:
-    {value: [device, ...]}, read with batched GETs."""
-    values = list(dict.fromkeys(values))
-    requests = []
-    for index, value in enumerate(values):
-        if field == "id":
-            url = address.read(address.by_id(value))
-        elif field == "device_id":
-            key_path = address.by_device_id(value)
-            url = address.read(key_path) if key_path else address.search("deviceId", value)
-        else:
-            url = address.search("displayName", value)
-        requests.append(dict(id=str(index + 1), method="GET", url=url))
-    answers = client.batch(requests)
-    matches = {}
-    for index, value in enumerate(values):
-        request = requests[index]
-        status, dummy, body = answers[request["id"]]
-        if status == 404:
-            matches[value] = []
-        elif status >= 400:
-            raise client.sub_error(request, answers[request["id"]])
-        elif "value" in (body or {}):
-            matches[value] = [d for d in body["value"] if field != "display_name" or d.get("displayName") == value]
-        else:
-            matches[value] = [body]
-    return matches
+class GraphDevices:
+    """The devices of one Entra tenant (or of one user, beta), through a GraphClient, read and written
+    in batches of 20."""
 
+    ID_KEY = "id"
+    NOUN = "device"
+    # What a diff shows of a deleted device.
+    ABSENT_VIEW = {"displayName": None, "deviceId": None, "operatingSystem": None}
 
-def iter_devices(client, address, odata_filter=None, advanced_query=False, limit=None, on_page=None):
-    """Every device of the address's collection that matches a raw OData $filter, following every page.
+    def __init__(self, client, address):
+        self.client = client
+        self.address = address
 
-    Graph answers advanced queries (ne, not, endsWith, extension attributes) only with
-    `ConsistencyLevel: eventual` and `$count=true`: `advanced_query` sends both.
-    """
-    options = [("$filter", odata_filter), ("$select", address.select),
-               ("$top", min(limit, PAGE_MAX) if limit else PAGE_MAX)]
-    headers = None
-    if advanced_query:
-        options.append(("$count", "true"))
-        headers = {"ConsistencyLevel": "eventual"}
-    return client.iter_pages(address.collection + query_string(options), headers=headers, limit=limit,
-                             on_page=on_page)
+    @staticmethod
+    def label(device):
+        name = device.get("displayName")
+        return "device %s%s" % (device.get("id"), " (%s)" % name if name else "")
 
+    @staticmethod
+    def view(device, desired):
+        """The properties of `desired` as the device has them: what --diff shows."""
+        return managed_view(device, desired)
 
-def read_devices(client, address, object_ids):
-    """Fresh reads of devices by object id: {id: device or None when gone}."""
-    requests = [dict(id=str(n + 1), method="GET", url=address.read(address.by_id(oid))) for n, oid in enumerate(object_ids)]
-    answers = client.batch(requests)
-    devices = {}
-    for request, object_id in zip(requests, object_ids):
-        status, dummy, body = answers[request["id"]]
-        if status == 404:
-            devices[object_id] = None
-        elif status >= 400:
-            raise client.sub_error(request, answers[request["id"]])
-        else:
-            devices[object_id] = body
-    return devices
+    # --- finding devices ------------------------------------------------------------------------
 
+    def resolve(self, field, values):
+        """Map each value of `field` (id, device_id or display_name) to the devices it names:
+        {value: [device, ...]}, read with batched GETs."""
+        values = list(dict.fromkeys(values))
+        address = self.address
+        requests = []
+        for index, value in enumerate(values):
+            if field == "id":
+                url = address.read(address.by_id(value))
+            elif field == "device_id":
+                key_path = address.by_device_id(value)
+                url = address.read(key_path) if key_path else address.search("deviceId", value)
+            else:
+                url = address.search("displayName", value)
+            requests.append(dict(id=str(index + 1), method="GET", url=url))
+        answers = self.client.batch(requests)
+        matches = {}
+        for request, value in zip(requests, values):
+            answer = answers[request["id"]]
+            if answer.status == 404:
+                matches[value] = []
+            elif answer.error is not None:
+                raise answer.error
+            elif "value" in (answer.body or {}):
+                matches[value] = [d for d in answer.body["value"]
+                                  if field != "display_name" or d.get("displayName") == value]
+            else:
+                matches[value] = [answer.body]
+        return matches
 
-def app_only_violations(client, planned):
-    """Devices whose planned change an app-only caller cannot make (non-Windows: extensionAttributes only)."""
-    if not client.app_only:
-        return []
-    problems = []
-    for device, delta in planned:
-        os_name = device.get("operatingSystem") or "unknown"
-        blocked = sorted(set(delta) - APP_ONLY_ANY_OS)
-        if blocked and not os_name.lower().startswith("windows"):
-            problems.append("%s runs %s: an app-only caller may change only extensionAttributes there, not %s"
-                            % (device_label(device), os_name, ", ".join(blocked)))
-    return problems
+    def iter_matching(self, odata_filter=None, advanced_query=False, limit=None, on_page=None):
+        """Every device of the collection that matches a raw OData $filter, following every page.
 
+        Graph answers advanced queries (ne, not, endsWith, extension attributes) only with
+        `ConsistencyLevel: eventual` and `$count=true`: `advanced_query` sends both.
+        """
+        options = [("$filter", odata_filter), ("$select", self.address.select),
+                   ("$top", min(limit, PAGE_MAX) if limit else PAGE_MAX)]
+        headers = None
+        if advanced_query:
+            options.append(("$count", "true"))
+            headers = {"ConsistencyLevel": "eventual"}
+        return self.client.iter_pages(self.address.collection + query_string(options), headers=headers, limit=limit,
+                                      on_page=on_page)
 
-def converge(client, address, devices, desired, check_mode=False):
-    """PATCH every device that differs from `desired`, in batches. Returns {id: Change}.
+    def read(self, object_ids):
+        """Fresh reads of devices by object id: {id: device or None when gone}."""
+        requests = [dict(id=str(n + 1), method="GET", url=self.address.read(self.address.by_id(oid)))
+                    for n, oid in enumerate(object_ids)]
+        answers = self.client.batch(requests)
+        devices = {}
+        for request, object_id in zip(requests, object_ids):
+            answer = answers[request["id"]]
+            if answer.status == 404:
+                devices[object_id] = None
+            elif answer.error is not None:
+                raise answer.error
+            else:
+                devices[object_id] = answer.body
+        return devices
 
-    Check mode follows the same path and stops before the first write.
-    """
-    outcome = {}
-    planned = []
-    for device in devices:
-        delta = changed_fields(device, desired)
-        if delta:
-            planned.append((device, delta))
-        else:
-            outcome[device["id"]] = Change(device, device, changed=False)
-    problems = app_only_violations(client, planned)
-    if problems:
-        raise InputError("nothing was changed: " + "; ".join(problems))
-    first_seen = dict((device["id"], device) for device, dummy in planned)
-    if check_mode:
+    # --- writing devices ------------------------------------------------------------------------
+
+    def app_only_violations(self, planned):
+        """Devices whose planned change an app-only caller cannot make (non-Windows: extensionAttributes only)."""
+        if not self.client.app_only:
+            return []
+        problems = []
         for device, delta in planned:
-            outcome[device["id"]] = Change(device, apply_changes(device, delta), changed=True)
+            os_name = device.get("operatingSystem") or "unknown"
+            blocked = sorted(set(delta) - APP_ONLY_ANY_OS)
+            if blocked and not os_name.lower().startswith("windows"):
+                problems.append("%s runs %s: an app-only caller may change only extensionAttributes there, not %s"
+                                % (self.label(device), os_name, ", ".join(blocked)))
+        return problems
+
+    def converge(self, devices, desired, check_mode=False):
+        """PATCH every device that differs from `desired`, in batches. Returns {id: Change}.
+
+        Check mode follows the same path and stops before the first write.
+        """
+        outcome = {}
+        planned = []
+        for device in devices:
+            delta = changed_fields(device, desired)
+            if delta:
+                planned.append((device, delta))
+            else:
+                outcome[device["id"]] = Change(device, device, changed=False)
+        problems = self.app_only_violations(planned)
+        if problems:
+            raise InputError("nothing was changed: " + "; ".join(problems))
+        first_seen = dict((device["id"], device) for device, dummy in planned)
+        if check_mode:
+            for device, delta in planned:
+                outcome[device["id"]] = Change(device, apply_changes(device, delta), changed=True)
+            return outcome
+
+        landed = {}  # id -> the device as the PATCH answer gave it, or None (204: read it back)
+        pending, last_error = planned, {}
+        for dummy_round in range(MAX_WRITE_ATTEMPTS):
+            requests = [dict(id=str(n + 1), method="PATCH", url=self.address.by_id(device["id"]), body=delta)
+                        for n, (device, delta) in enumerate(pending)]
+            answers = self.client.batch(requests)
+            unsure = []
+            for request, (device, delta) in zip(requests, pending):
+                answer = answers[request["id"]]
+                if answer.error is None:
+                    landed[device["id"]] = answer.body if isinstance(answer.body, dict) and answer.body.get("id") else None
+                elif answer.error.maybe_applied:
+                    unsure.append(device["id"])
+                    last_error[device["id"]] = answer.error
+                else:
+                    outcome[device["id"]] = Change(device, error=answer.error)
+            pending = []
+            # The answers were lost or ambiguous: read again, and write only what did not land.
+            for object_id, fresh in (self.read(unsure).items() if unsure else []):
+                if fresh is None:
+                    outcome[object_id] = Change(first_seen[object_id], error=NotFoundError(
+                        "the device was deleted while this task was updating it", method="PATCH",
+                        path=self.address.by_id(object_id)))
+                elif changed_fields(fresh, desired):
+                    pending.append((fresh, changed_fields(fresh, desired)))
+                else:
+                    landed[object_id] = fresh
+            if not pending:
+                break
+        for device, dummy in pending:
+            error = last_error[device["id"]]
+            error.message = "gave up after %d attempts, each re-read showed the write had not landed: %s" % (
+                MAX_WRITE_ATTEMPTS, error.message)
+            outcome[device["id"]] = Change(first_seen[device["id"]], error=error)
+
+        # A 204 carries no device: read back what is there now (in batches, cheap beside the writes).
+        unread = [object_id for object_id, device in landed.items() if device is None]
+        fresh_reads = self.read(unread) if unread else {}
+        for object_id, device in landed.items():
+            after = device or fresh_reads.get(object_id) or apply_changes(
+                first_seen[object_id], changed_fields(first_seen[object_id], desired))
+            outcome[object_id] = Change(first_seen[object_id], after, changed=True)
         return outcome
 
-    landed = {}  # id -> the device as the PATCH answer gave it, or None (204: read it back)
-    pending, last_error = planned, {}
-    for dummy_round in range(MAX_WRITE_ROUNDS):
-        requests = [dict(id=str(n + 1), method="PATCH", url=address.by_id(device["id"]), body=delta)
-                    for n, (device, delta) in enumerate(pending)]
-        answers = client.batch(requests)
-        unsure = []
-        for request, (device, delta) in zip(requests, pending):
-            answer = answers[request["id"]]
-            if answer[0] < 300:
-                landed[device["id"]] = answer[2] if isinstance(answer[2], dict) and answer[2].get("id") else None
-            elif answer[0] >= 500:
-                unsure.append(device["id"])
-                last_error[device["id"]] = client.sub_error(request, answer)
-            else:
-                outcome[device["id"]] = Change(device, error=client.sub_error(request, answer))
-        pending = []
-        # The answers were lost or ambiguous: read again, and write only what did not land.
-        for object_id, fresh in (read_devices(client, address, unsure).items() if unsure else []):
-            if fresh is None:
-                outcome[object_id] = Change(first_seen[object_id], error=NotFoundError(
-                    "the device was deleted while this task was updating it", method="PATCH",
-                    path=address.by_id(object_id)))
-            elif changed_fields(fresh, desired):
-                pending.append((fresh, changed_fields(fresh, desired)))
-            else:
-                landed[object_id] = fresh
-        if not pending:
-            break
-    for device, dummy in pending:
-        error = last_error[device["id"]]
-        error.message = "gave up after %d rounds, each re-read showed the write had not landed: %s" % (
-            MAX_WRITE_ROUNDS, error.message)
-        outcome[device["id"]] = Change(first_seen[device["id"]], error=error)
-
-    # A 204 carries no device: read back what is there now (in batches, cheap beside the writes).
-    unread = [object_id for object_id, device in landed.items() if device is None]
-    fresh_reads = read_devices(client, address, unread) if unread else {}
-    for object_id, device in landed.items():
-        after = device or fresh_reads.get(object_id) or apply_changes(
-            first_seen[object_id], changed_fields(first_seen[object_id], desired))
-        outcome[object_id] = Change(first_seen[object_id], after, changed=True)
-    return outcome
-
-
-def remove(client, address, devices, check_mode=False):
-    """DELETE devices in batches. Already gone is not a change; a lost answer is settled by a re-read."""
-    if check_mode:
-        return dict((d["id"], Change(d, {}, changed=True)) for d in devices)
-    outcome = {}
-    pending = list(devices)
-    for dummy_round in range(MAX_WRITE_ROUNDS):
-        requests = [dict(id=str(n + 1), method="DELETE", url=address.by_id(d["id"])) for n, d in enumerate(pending)]
-        answers = client.batch(requests)
-        unsure = []
-        for request, device in zip(requests, pending):
-            answer = answers[request["id"]]
-            if answer[0] < 300 or answer[0] == 404:
-                outcome[device["id"]] = Change(device, {}, changed=answer[0] != 404)
-            else:
-                outcome[device["id"]] = Change(device, error=client.sub_error(request, answer))
-                if answer[0] >= 500:
-                    unsure.append(device)
-        fresh = read_devices(client, address, [d["id"] for d in unsure]) if unsure else {}
-        pending = []
-        for device in unsure:
-            if fresh[device["id"]] is None:
-                outcome[device["id"]] = Change(device, {}, changed=True)
-            else:
-                pending.append(device)
-        if not pending:
-            break
-    return outcome
+    def remove(self, devices, check_mode=False):
+        """DELETE devices in batches. Already gone is not a change; a lost answer is settled by a re-read."""
+        if check_mode:
+            return dict((d["id"], Change(d, {}, changed=True)) for d in devices)
+        outcome = {}
+        pending = list(devices)
+        for dummy_round in range(MAX_WRITE_ATTEMPTS):
+            requests = [dict(id=str(n + 1), method="DELETE", url=self.address.by_id(d["id"]))
+                        for n, d in enumerate(pending)]
+            answers = self.client.batch(requests)
+            unsure = []
+            for request, device in zip(requests, pending):
+                answer = answers[request["id"]]
+                if answer.error is None or answer.status == 404:
+                    outcome[device["id"]] = Change(device, {}, changed=answer.status != 404)
+                else:
+                    outcome[device["id"]] = Change(device, error=answer.error)
+                    if answer.error.maybe_applied:
+                        unsure.append(device)
+            fresh = self.read([d["id"] for d in unsure]) if unsure else {}
+            pending = []
+            for device in unsure:
+                if fresh[device["id"]] is None:
+                    outcome[device["id"]] = Change(device, {}, changed=True)
+                else:
+                    pending.append(device)
+            if not pending:
+                break
+        return outcome

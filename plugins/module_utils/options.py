@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """The connection options of both APIs, in one table.
 
 The argument specs (types, defaults, env fallbacks, no_log) and the doc fragments are both built
@@ -162,11 +163,6 @@ def doc_options(table, with_env=False):
             entry["secret"] = True
         docs[name] = entry
     return docs
-
-
-def connection_params(params, table):
-    """The subset of module params that belong to a connection table."""
-    return dict((name, params.get(name)) for name in table)
 
 
 def feishu_fragment():

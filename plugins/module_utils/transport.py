@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """HTTP transport shared by both API clients.
 
 One keep-alive `requests.Session` per client, timeouts, TLS verification, a client-side rate limiter
@@ -81,12 +82,11 @@ class RateLimiter:
 
 
 class Response:
-    """What the clients need from an HTTP answer: status, headers, parsed JSON (or None), text."""
+    """What the clients need from an HTTP answer: status, headers and the parsed JSON body (or None)."""
 
     def __init__(self, status, headers, text):
         self.status = status
         self.headers = headers
-        self.text = text
         try:
             self.json = json.loads(text) if text else None
         except ValueError:
@@ -109,14 +109,16 @@ def retry_after_seconds(headers):
 class HttpTransport:
     """Sends requests to one API host with retries and rate limiting. Holds no credentials."""
 
-    def __init__(self, base_url, timeout=30, validate_certs=True, max_retries=5,
-                 backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url=None, timeout=30, validate_certs=True, max_retries=5,
+                 backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep, clock=time.monotonic):
+        # Without a base_url every path must be an absolute URL (Graph: the authority and Graph hosts).
+        self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.sleep = sleep
+        self.clock = clock
         self.session = requests.Session()
         self.session.verify = validate_certs
         self.session.headers["User-Agent"] = USER_AGENT
@@ -125,6 +127,10 @@ class HttpTransport:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
+    def limiter(self, per_second):
+        """A RateLimiter on this transport's clock (tests inject one that never really sleeps)."""
+        return RateLimiter(per_second, clock=self.clock, sleep=self.sleep)
+
     def backoff(self, attempt):
         """Full-jitter exponential backoff, capped."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
@@ -132,6 +138,8 @@ class HttpTransport:
     def url(self, path):
         if path.startswith("http://") or path.startswith("https://"):
             return path
+        if self.base_url is None:
+            raise ValueError("a relative path needs a transport with a base_url: %s" % path)
         return self.base_url + path
 
     def request(self, method, path, params=None, json_body=None, data=None, headers=None, limiter=None,

@@ -179,55 +179,23 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetguard.devices.plugins.module_utils import bulk
-from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import diff_entry
+from ansible_collections.fleetguard.devices.plugins.module_utils.device_task import run_device_task
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import (
-    MANAGED_FIELDS,
-    converge_record,
-    desired_from_names,
-    readable_view,
-    record_label,
-    remove_record,
-)
-from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import (
-    check_matches,
-    identity,
-    unique_targets,
+    FeishuDeviceRecords,
+    desired_state,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, argument_spec
 
 IDENTITY_FIELDS = ("device_record_id", "serial_number", "device_name")
-ID = "device_record_id"
 
 
 def run(module, client):
-    """Resolve every identifier, then converge each record. Returns (failed, result)."""
-    params = module.params
-    state = params["state"]
-    field, values = identity(params, IDENTITY_FIELDS)
-    desired = desired_from_names(params.get("device_status"), params.get("device_ownership"))
-
-    matches = client.resolve(field, values)
-    check_matches(field, values, matches, state, id_key=ID, noun="device record")
-
-    def work(record):
-        if state == "absent":
-            return remove_record(client, record, module.check_mode)
-        return converge_record(client, record, desired, module.check_mode)
-
-    def diff_of(change):
-        if state == "absent":
-            return diff_entry(readable_view(change.before, MANAGED_FIELDS), {}, record_label(change.before), "absent")
-        return diff_entry(readable_view(change.before, desired), readable_view(change.after, desired),
-                          record_label(change.before))
-
-    changes = bulk.changes_from(bulk.run_each(unique_targets(values, matches, ID), work), ID)
-    failed, records, result = bulk.report(values, matches, changes, ID, "device records",
-                                          diff_of if module._diff else None)
-    result.update(device_records=records, changed_records=result.pop("changed_ids"))
-    return failed, result
+    """Resolve every identifier, then bring each record to the desired state. Returns the module result."""
+    desired = desired_state(module.params.get("device_status"), module.params.get("device_ownership"))
+    return run_device_task(module, FeishuDeviceRecords(client), IDENTITY_FIELDS, desired,
+                           objects_key="device_records", changed_key="changed_records")
 
 
 def main():

@@ -21,6 +21,7 @@ extends_documentation_fragment:
   - fleetguard.devices.feishu
   - fleetguard.devices.attributes.info_module
   - fleetguard.devices.attributes.feishu_group
+  - fleetguard.devices.feishu_device_records
 options:
   device_record_id:
     description:
@@ -28,17 +29,6 @@ options:
         RV(missing). Cannot be combined with O(filters).
     type: list
     elements: str
-  filters:
-    description:
-      - Filters of the list endpoint, combined with AND, for example C(device_status), C(device_ownership),
-        C(device_terminal_type), C(os), C(device_name), C(serial_number), C(mac_address), C(current_user_id),
-        C(latest_user_id), C(is_managed), C(did), C(user_id_type).
-      - The enum filters accept names as well as the API's integers (C(device_status) V(unknown), V(trusted),
-        V(untrusted); C(device_ownership) V(unknown), V(personal), V(company); C(device_terminal_type) V(unknown),
-        V(mobile), V(desktop); C(os) V(unknown), V(windows), V(macos), V(linux), V(android), V(ios),
-        V(openharmony)).
-      - An unknown filter name or enum name fails the task before any request.
-    type: dict
   limit:
     description:
       - Stop after this many records. Without it every page is read.

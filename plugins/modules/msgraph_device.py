@@ -14,8 +14,11 @@ version_added: 0.1.0
 description:
   - Puts one or many Microsoft Entra (Azure AD) devices into the desired state through Microsoft Graph
     (C(PATCH /devices/{id}) or C(/devices(deviceId='...'))), or deletes them.
-  - Every identifier is resolved before anything is written. A value that matches no device, or more than
-    one, fails the task before any write, naming the value and the candidate ids.
+  - Exactly one of O(id), O(device_id) and O(display_name) is required. Every identifier is resolved before
+    anything is written. A value that matches no device, or more than one, fails the task before any write,
+    naming the value and the candidate ids.
+  - With O(api_version=beta) and O(user), the user-scoped collection's C(PATCH) answers with the device and
+    accepts the Project Rome properties O(name), O(manufacturer), O(model), O(kind), O(status) and O(platform).
   - Only the properties you set are compared, and C(PATCH) carries only those that differ.
     O(extension_attributes) are managed key by key; a key set to C(null) is cleared; keys you do not give are
     left alone.
@@ -34,6 +37,8 @@ extends_documentation_fragment:
   - fleetguard.devices.msgraph
   - fleetguard.devices.attributes
   - fleetguard.devices.attributes.msgraph_group
+  - fleetguard.devices.msgraph_devices
+  - fleetguard.devices.msgraph_devices.identity
 attributes:
   check_mode:
     support: full
@@ -42,22 +47,6 @@ attributes:
     support: full
     details: Shows the managed properties of each device that changes.
 options:
-  id:
-    description:
-      - Object ids (GUIDs) of the devices to manage.
-      - Exactly one of O(id), O(device_id) and O(display_name) is required.
-    type: list
-    elements: str
-  device_id:
-    description:
-      - Device ids (the C(deviceId) alternate key set at registration, a GUID) of the devices to manage.
-    type: list
-    elements: str
-  display_name:
-    description:
-      - Display names of the devices to manage; each must match exactly one device.
-    type: list
-    elements: str
   account_enabled:
     description:
       - Whether the device account is enabled. V(false) blocks sign-ins from the device.
@@ -120,21 +109,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  api_version:
-    description:
-      - Graph version. V(beta) with O(user) addresses the user-scoped device collection
-        (C(/users/{user}/devices/{id}) or C(/me/devices/{id})), whose C(PATCH) answers with the device and
-        accepts the Project Rome properties O(name), O(manufacturer), O(model), O(kind), O(status) and O(platform).
-      - Microsoft stopped serving that collection on 2020-09-30; it is kept for tenants and tools that still expect
-        it. Use the default V(v1.0) for everything else.
-    type: str
-    choices: [v1.0, beta]
-    default: v1.0
-  user:
-    description:
-      - Owner of the user-scoped device collection, with O(api_version=beta) only. C(me) (a delegated token only),
-        a user object id, or a user principal name.
-    type: str
 notes:
   - Graph limits device writes to 3,000 per 150 seconds per app and tenant, and to 25 per 10 seconds per user for
     delegated callers. The module paces its writes under those limits.
@@ -234,64 +208,34 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetguard.devices.plugins.module_utils import bulk
-from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import diff_entry, managed_view
+from ansible_collections.fleetguard.devices.plugins.module_utils.device_task import run_device_task
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import (
-    check_matches,
-    identity,
-    unique_targets,
-)
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     BETA_PROPERTIES,
     DeviceAddress,
-    converge,
+    GraphDevices,
     desired_properties,
-    device_label,
-    remove,
-    resolve,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
 
 IDENTITY_FIELDS = ("id", "device_id", "display_name")
-# What a diff shows of a deleted device.
-ABSENT_DIFF = {"displayName": None, "deviceId": None, "operatingSystem": None}
 
 
 def run(module, client):
-    """Resolve every identifier, then converge the devices in batches. Returns (failed, result)."""
+    """Resolve every identifier, then bring the devices to the desired state in batches. Returns the module result."""
     params = module.params
-    state = params["state"]
     if params.get("user") is None:
         given = [option for option in BETA_PROPERTIES if params.get(option) is not None]
         if given:
             raise InputError("%s can only be set with api_version beta and user" % ", ".join(given))
     address = DeviceAddress(params["api_version"], params.get("user"))
-    field, values = identity(params, IDENTITY_FIELDS)
     desired = desired_properties(params, params["api_version"])
-    if state == "present" and not desired:
+    if params["state"] == "present" and not desired:
         raise InputError("nothing to set: give at least one property to manage, or state=absent")
-
-    matches = resolve(client, address, field, values)
-    check_matches(field, values, matches, state, id_key="id", noun="device")
-
-    targets = unique_targets(values, matches, "id")
-    if state == "absent":
-        changes = remove(client, address, targets, module.check_mode)
-    else:
-        changes = converge(client, address, targets, desired, module.check_mode)
-
-    def diff_of(change):
-        if state == "absent":
-            return diff_entry(managed_view(change.before, ABSENT_DIFF), {}, device_label(change.before), "absent")
-        return diff_entry(managed_view(change.before, desired), managed_view(change.after, desired),
-                          device_label(change.before))
-
-    failed, devices, result = bulk.report(values, matches, changes, "id", "devices", diff_of if module._diff else None)
-    result.update(devices=devices, changed_devices=result.pop("changed_ids"))
-    return failed, result
+    return run_device_task(module, GraphDevices(client, address), IDENTITY_FIELDS, desired,
+                           objects_key="devices", changed_key="changed_devices")
 
 
 def main():

@@ -14,6 +14,9 @@ version_added: 0.1.0
 description:
   - Returns devices by object id, device id or display name (read in batches of 20), or all devices matching
     a raw OData C($filter), following C(@odata.nextLink) through every page.
+  - At most one of O(id), O(device_id), O(display_name) and O(filter). Every device a display name matches is
+    returned; values that match nothing are named in RV(missing).
+  - With O(advanced_query=true), RV(count) holds the total Graph reports.
   - Never changes anything.
 author:
   - Fleetguard devices team (@fleetguard)
@@ -21,54 +24,14 @@ extends_documentation_fragment:
   - fleetguard.devices.msgraph
   - fleetguard.devices.attributes.info_module
   - fleetguard.devices.attributes.msgraph_group
+  - fleetguard.devices.msgraph_devices
+  - fleetguard.devices.msgraph_devices.identity
+  - fleetguard.devices.msgraph_devices.query
 options:
-  id:
-    description:
-      - Object ids (GUIDs) of the devices to read. Ids that match nothing are named in RV(missing).
-      - At most one of O(id), O(device_id), O(display_name) and O(filter).
-    type: list
-    elements: str
-  device_id:
-    description:
-      - Device ids (the C(deviceId) alternate key, GUIDs) of the devices to read.
-    type: list
-    elements: str
-  display_name:
-    description:
-      - Display names of the devices to read. Every device with that exact name is returned.
-    type: list
-    elements: str
-  filter:
-    description:
-      - A raw OData C($filter) expression, for example C(operatingSystem eq 'Windows' and accountEnabled eq false).
-      - It is sent as written, so quote string literals yourself and double any C(') inside them.
-      - Filters on C(extensionAttributes), C(ne), C(not) and C(endsWith) need O(advanced_query=true).
-    type: str
-  select:
-    description:
-      - Properties to return (C($select)). The default is the set the other modules of this collection read.
-    type: list
-    elements: str
-  advanced_query:
-    description:
-      - Send C(ConsistencyLevel=eventual) and C($count=true), which Graph requires for advanced queries.
-      - Then RV(count) is returned too.
-    type: bool
-    default: false
   limit:
     description:
       - Stop after this many devices. Without it every page is read.
     type: int
-  api_version:
-    description:
-      - Graph version. V(beta) with O(user) reads the user-scoped collection (retired by Microsoft on 2020-09-30).
-    type: str
-    choices: [v1.0, beta]
-    default: v1.0
-  user:
-    description:
-      - With O(api_version=beta), read the devices of this user (C(me), an object id or a user principal name).
-    type: str
 seealso:
   - module: fleetguard.devices.msgraph_device
 """
@@ -120,11 +83,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
-    DeviceAddress,
-    iter_devices,
-    resolve,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import DeviceAddress, GraphDevices
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
 
@@ -139,11 +98,12 @@ def run(module, client):
     address = DeviceAddress(params["api_version"], params.get("user"))
     if params.get("select"):
         address.select = ",".join(params["select"])
+    devices = GraphDevices(client, address)
     result = dict(changed=False, devices=[], missing=[])
     for field in IDENTITY_FIELDS:
         values = params.get(field)
         if values:
-            matches = resolve(client, address, field, values)
+            matches = devices.resolve(field, values)
             for value in dict.fromkeys(values):
                 if matches[value]:
                     result["devices"].extend(matches[value])
@@ -158,8 +118,8 @@ def run(module, client):
     def remember_count(page):
         first_page.setdefault("count", page.get("@odata.count"))
 
-    result["devices"] = list(iter_devices(client, address, params.get("filter"), params["advanced_query"],
-                                          limit=limit, on_page=remember_count))
+    result["devices"] = list(devices.iter_matching(params.get("filter"), params["advanced_query"], limit=limit,
+                                                   on_page=remember_count))
     if params["advanced_query"] and first_page.get("count") is not None:
         result["count"] = first_page["count"]
     return result

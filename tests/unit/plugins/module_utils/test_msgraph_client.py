@@ -22,9 +22,26 @@ TENANT = "8f3c1a52-6d1e-4b7a-9c1e-2a5b7d9e0f11"
 TOKEN_OK = (200, {}, {"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ.app.token"})
 
 
+class FakeTime:
+    """A clock that moves only when something sleeps: waits are recorded, never spent."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def make_client(server, **kwargs):
-    sleeps = []
-    transport = HttpTransport(server.url, timeout=5, max_retries=3, backoff_base=0.001, sleep=sleeps.append)
+    time = FakeTime()
+    sleeps = time.sleeps
+    transport = HttpTransport(server.url, timeout=5, max_retries=3, backoff_base=0.001, sleep=time.sleep,
+                              clock=time.clock)
     options = dict(graph_endpoint=server.url, authority_host=server.url, tenant_id=TENANT, client_id="cid",
                    client_secret="s3cret-value")
     options.update(kwargs)
@@ -73,7 +90,7 @@ def test_a_401_gets_one_new_token_and_the_call_repeated(scripted_server):
                                                      "message": "Lifetime validation failed, the token is expired."}})
     scripted_server.script = [TOKEN_OK, expired, TOKEN_OK, (200, {}, {"id": "d1"})]
     client, dummy = make_client(scripted_server)
-    assert client.request("GET", "/devices/d1")[2] == {"id": "d1"}
+    assert client.request("GET", "/devices/d1").json == {"id": "d1"}
     assert [r[0] for r in scripted_server.requests] == ["POST", "GET", "POST", "GET"]
 
 
@@ -137,18 +154,20 @@ def test_a_429_inside_a_200_batch_is_resent_after_its_own_retry_after(scripted_s
     ]
     client, sleeps = make_client(scripted_server)
     answers = client.batch(requests)
-    assert answers["1"][0] == 204 and answers["2"][0] == 204
+    assert answers["1"].status == 204 and answers["2"].status == 204
     retried = json.loads(scripted_server.requests[2][3])["requests"]
     assert retried == [{"id": "2", "method": "PATCH", "url": "/devices/b", "body": {"accountEnabled": False},
                         "headers": {"Content-Type": "application/json"}}]
+    # One wait of the server's Retry-After (plus jitter), spent in the limiter, not twice.
     assert 3.0 <= sleeps[-1] <= 3.1
+    assert len([wait for wait in sleeps if wait >= 1]) == 1
 
 
 def test_a_5xx_write_inside_a_batch_is_handed_back_not_resent(scripted_server):
     scripted_server.script = [TOKEN_OK, batch_answer(("1", 503, {}, {"error": {"code": "ServiceUnavailable"}}))]
     client, dummy = make_client(scripted_server)
     answers = client.batch([dict(id="1", method="PATCH", url="/devices/a", body={"displayName": "x"})])
-    assert answers["1"][0] == 503
+    assert answers["1"].status == 503 and answers["1"].error.maybe_applied
     assert len(scripted_server.requests) == 2
 
 
@@ -158,14 +177,15 @@ def test_a_lost_batch_of_writes_marks_every_item_unsure(scripted_server):
     requests = [dict(id="1", method="PATCH", url="/devices/a", body={}),
                 dict(id="2", method="DELETE", url="/devices/b")]
     answers = client.batch(requests)
-    assert [answers[i][0] for i in ("1", "2")] == [599, 599]
-    assert client.sub_error(requests[0], answers["1"]).maybe_applied
+    assert [answers[i].status for i in ("1", "2")] == [None, None]
+    assert answers["1"].error.maybe_applied and answers["2"].error.maybe_applied
+    assert (answers["2"].error.method, answers["2"].error.path) == ("DELETE", "/devices/b")
 
 
 def test_a_lost_batch_of_reads_is_simply_resent(scripted_server):
     scripted_server.script = [TOKEN_OK, "reset", batch_answer(("1", 200, {}, {"id": "a"}))]
     client, dummy = make_client(scripted_server)
-    assert client.batch([dict(id="1", method="GET", url="/devices/a")])["1"][2] == {"id": "a"}
+    assert client.batch([dict(id="1", method="GET", url="/devices/a")])["1"].body == {"id": "a"}
 
 
 def test_a_batch_answer_missing_an_item_is_an_error(scripted_server):
@@ -184,10 +204,10 @@ def test_app_only_and_delegated_tokens_are_told_apart():
 
     assert token_claims(token({"roles": ["Device.ReadWrite.All"]})) == {"roles": ["Device.ReadWrite.All"]}
     assert token_claims("opaque") == {}
-    client = GraphClient(None, graph_endpoint="https://g", authority_host="https://a",
+    client = GraphClient(HttpTransport(), graph_endpoint="https://g", authority_host="https://a",
                          access_token=token({"scp": "Directory.AccessAsUser.All"}))
     assert client.app_only is False
-    assert GraphClient(None, graph_endpoint="https://g", authority_host="https://a",
+    assert GraphClient(HttpTransport(), graph_endpoint="https://g", authority_host="https://a",
                        access_token=token({"roles": []})).app_only is True
 
 
@@ -259,6 +279,7 @@ def test_sub_requests_refused_for_an_expired_token_are_resent_with_a_new_one(scr
     client, sleeps = make_client(scripted_server)
     answers = client.batch([dict(id="1", method="PATCH", url="/devices/a", body={}),
                             dict(id="2", method="PATCH", url="/devices/b", body={})])
-    assert answers["1"][0] == 204 and answers["2"][0] == 204
+    assert answers["1"].status == 204 and answers["2"].status == 204
     assert scripted_server.requests[3][2]["Authorization"] == "Bearer eyJ.second.token"
-    assert sleeps == []
+    # No back-off: only the write limiter's spacing between sub-requests.
+    assert all(wait < 0.1 for wait in sleeps)

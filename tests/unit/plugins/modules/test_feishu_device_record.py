@@ -26,8 +26,8 @@ def puts(sandbox):
 def test_check_mode_predicts_without_writing(fake_module, feishu_sandbox, feishu_client):
     ids = trusted_ids(feishu_sandbox, 2)
     module = fake_module(params(device_record_id=ids, device_status="untrusted"), check_mode=True, diff=True)
-    failed, result = feishu_device_record.run(module, feishu_client)
-    assert not failed
+    result = feishu_device_record.run(module, feishu_client)
+    assert not result["failed"]
     assert result["changed"] and result["changed_records"] == ids
     assert [r["device_status"] for r in result["device_records"]] == [2, 2]
     assert [d["after"] for d in result["diff"]] == [{"device_status": "untrusted"}] * 2
@@ -36,16 +36,16 @@ def test_check_mode_predicts_without_writing(fake_module, feishu_sandbox, feishu
 
 def test_no_diff_key_without_diff_mode(fake_module, feishu_sandbox, feishu_client):
     ids = trusted_ids(feishu_sandbox, 1)
-    failed, result = feishu_device_record.run(fake_module(params(device_record_id=ids, device_status="untrusted")),
-                                              feishu_client)
+    result = feishu_device_record.run(fake_module(params(device_record_id=ids, device_status="untrusted")),
+                                      feishu_client)
     assert "diff" not in result
 
 
 def test_the_same_record_named_twice_is_written_once(fake_module, feishu_sandbox, feishu_client):
     rid = trusted_ids(feishu_sandbox, 1)[0]
-    failed, result = feishu_device_record.run(
+    result = feishu_device_record.run(
         fake_module(params(device_record_id=[rid, rid], device_status="untrusted")), feishu_client)
-    assert not failed
+    assert not result["failed"]
     assert len(puts(feishu_sandbox)) == 1
     assert [o["outcome"] for o in result["outcomes"]] == ["changed", "changed"]
     assert result["changed_records"] == [rid]
@@ -56,8 +56,8 @@ def test_a_partly_failed_run_names_every_outcome_and_a_second_run_finishes(fake_
     broken = "/device_records/%s$" % ids[2]
     feishu_sandbox.faults.add(action="status", status=500, match={"method": "PUT", "path_regex": broken}, times=3)
     module = fake_module(params(device_record_id=ids, device_status="untrusted"))
-    failed, result = feishu_device_record.run(module, feishu_client)
-    assert failed
+    result = feishu_device_record.run(module, feishu_client)
+    assert result["failed"]
     assert [o["outcome"] for o in result["outcomes"]] == ["changed", "changed", "failed", "changed"]
     assert "HTTP 500" in result["outcomes"][2]["reason"]
     assert ids[2] in result["msg"] and "1 of 4 device records" in result["msg"]
@@ -66,8 +66,8 @@ def test_a_partly_failed_run_names_every_outcome_and_a_second_run_finishes(fake_
     calls = [(e["method"]) for e in feishu_sandbox.wire.entries(path_regex=broken)]
     assert calls[-6:] == ["PUT", "GET", "PUT", "GET", "PUT", "GET"]
 
-    failed, result = feishu_device_record.run(module, feishu_client)
-    assert not failed
+    result = feishu_device_record.run(module, feishu_client)
+    assert not result["failed"]
     assert [o["outcome"] for o in result["outcomes"]] == ["unchanged", "unchanged", "changed", "unchanged"]
 
 
@@ -80,9 +80,9 @@ def test_credentials_lost_mid_run_leave_the_rest_not_attempted(fake_module, feis
                          app_secret=feishu_sandbox.app_secret).tokens.get()
     static = FeishuClient(HttpTransport(feishu_sandbox.url), tenant_access_token=token)
     feishu_sandbox.faults.add(action="expire_tokens", match={"method": "PUT"}, skip=1, times=1)
-    failed, result = feishu_device_record.run(fake_module(params(device_record_id=ids, device_status="untrusted")),
-                                              static)
-    assert failed
+    result = feishu_device_record.run(fake_module(params(device_record_id=ids, device_status="untrusted")),
+                                      static)
+    assert result["failed"]
     outcomes = [o["outcome"] for o in result["outcomes"]]
     assert outcomes[0] == "changed"
     assert "failed" in outcomes and "not_attempted" in outcomes
@@ -92,8 +92,8 @@ def test_credentials_lost_mid_run_leave_the_rest_not_attempted(fake_module, feis
 
 
 def test_absent_with_a_name_that_matches_nothing_is_not_an_error(fake_module, feishu_sandbox, feishu_client):
-    failed, result = feishu_device_record.run(fake_module(params(device_name=["GONE"], state="absent")), feishu_client)
-    assert not failed and not result["changed"]
+    result = feishu_device_record.run(fake_module(params(device_name=["GONE"], state="absent")), feishu_client)
+    assert not result["failed"] and not result["changed"]
     assert result["outcomes"] == [{"identifier": "GONE", "device_record_id": None, "outcome": "unchanged"}]
 
 
@@ -118,7 +118,7 @@ def test_ownership_only_keeps_the_status(fake_module, feishu_sandbox, feishu_cli
     before = dict(feishu_sandbox.records[rid])
     wanted = "personal" if before.get("device_ownership", 0) != 1 else "company"
     module = fake_module(params(device_record_id=[rid], device_ownership=wanted), diff=True)
-    failed, result = feishu_device_record.run(module, feishu_client)
+    result = feishu_device_record.run(module, feishu_client)
     (put,) = puts(feishu_sandbox)
     assert put["body"]["device_status"] == 1
     assert list(result["diff"][0]["after"]) == ["device_ownership"]

@@ -30,8 +30,8 @@ def patches(sandbox):
 def test_check_mode_predicts_and_sends_only_reads(fake_module, graph_sandbox, graph_client):
     ids = windows_ids(graph_sandbox, 2, accountEnabled=True)
     module = fake_module(params(id=ids, account_enabled=False), check_mode=True, diff=True)
-    failed, result = msgraph_device.run(module, graph_client)
-    assert not failed and result["changed_devices"] == ids
+    result = msgraph_device.run(module, graph_client)
+    assert not result["failed"] and result["changed_devices"] == ids
     assert [d["accountEnabled"] for d in result["devices"]] == [False, False]
     assert patches(graph_sandbox) == []
     assert {e["method"] for e in graph_sandbox.wire.entries()} <= {"GET", "POST"}
@@ -42,7 +42,7 @@ def test_patch_carries_only_what_differs(fake_module, graph_sandbox, graph_clien
     name = graph_sandbox.devices[oid]["displayName"]
     module = fake_module(params(id=[oid], account_enabled=False, new_display_name=name,
                                 extension_attributes={"extensionattribute3": "x"}))
-    failed, result = msgraph_device.run(module, graph_client)
+    result = msgraph_device.run(module, graph_client)
     (patch,) = patches(graph_sandbox)
     assert patch["body"] == {"accountEnabled": False, "extensionAttributes": {"extensionAttribute3": "x"}}
     assert result["devices"][0]["extensionAttributes"]["extensionAttribute3"] == "x"
@@ -52,11 +52,11 @@ def test_a_device_named_twice_is_written_once(fake_module, graph_sandbox, graph_
     oid = windows_ids(graph_sandbox, 1, accountEnabled=True)[0]
     device_id = graph_sandbox.devices[oid]["deviceId"]
     module = fake_module(params(id=[oid, oid], account_enabled=False))
-    failed, result = msgraph_device.run(module, graph_client)
+    result = msgraph_device.run(module, graph_client)
     assert len(patches(graph_sandbox)) == 1
     assert [o["outcome"] for o in result["outcomes"]] == ["changed", "changed"]
     module = fake_module(params(device_id=[device_id], account_enabled=False))
-    assert msgraph_device.run(module, graph_client)[1]["changed"] is False
+    assert msgraph_device.run(module, graph_client)["changed"] is False
 
 
 def test_a_partly_failed_run_names_every_outcome_and_a_second_run_finishes(fake_module, graph_sandbox, graph_client):
@@ -64,16 +64,16 @@ def test_a_partly_failed_run_names_every_outcome_and_a_second_run_finishes(fake_
     broken = "/devices/%s$" % ids[1]
     graph_sandbox.faults.add(action="status", status=500, match={"method": "PATCH", "path_regex": broken}, times=3)
     module = fake_module(params(id=ids, account_enabled=False))
-    failed, result = msgraph_device.run(module, graph_client)
-    assert failed
+    result = msgraph_device.run(module, graph_client)
+    assert result["failed"]
     assert [o["outcome"] for o in result["outcomes"]] == ["changed", "failed", "changed", "changed"]
-    assert "HTTP 500" in result["outcomes"][1]["reason"] and "gave up after 3 rounds" in result["outcomes"][1]["reason"]
+    assert "HTTP 500" in result["outcomes"][1]["reason"] and "gave up after 3 attempts" in result["outcomes"][1]["reason"]
     assert result["summary"]["failed"] == 1 and ids[1] in result["msg"]
     # Every failed PATCH was followed by a read before the next one.
     calls = [e["method"] for e in graph_sandbox.wire.entries(path_regex=broken)]
     assert calls[1:] == ["PATCH", "GET", "PATCH", "GET", "PATCH", "GET"]
-    failed, result = msgraph_device.run(module, graph_client)
-    assert not failed
+    result = msgraph_device.run(module, graph_client)
+    assert not result["failed"]
     assert [o["outcome"] for o in result["outcomes"]] == ["unchanged", "changed", "unchanged", "unchanged"]
 
 
@@ -81,17 +81,17 @@ def test_a_forbidden_property_is_a_per_device_failure(fake_module, graph_sandbox
     ids = windows_ids(graph_sandbox, 2)
     graph_sandbox.faults.add(action="status", status=403, match={"method": "PATCH", "path_regex": ids[0] + "$"},
                              code="Authorization_RequestDenied", message="Insufficient privileges to complete the operation.")
-    failed, result = msgraph_device.run(fake_module(params(id=ids, operating_system_version="10.0.99")),
-                                        graph_client)
-    assert failed
+    result = msgraph_device.run(fake_module(params(id=ids, operating_system_version="10.0.99")),
+                                graph_client)
+    assert result["failed"]
     assert "Insufficient privileges" in result["outcomes"][0]["reason"]
     assert "Authorization_RequestDenied" in result["outcomes"][0]["reason"]
     assert result["outcomes"][1]["outcome"] == "changed"
 
 
 def test_absent_with_unknown_names_is_no_change(fake_module, graph_sandbox, graph_client):
-    failed, result = msgraph_device.run(fake_module(params(display_name=["NOPE"], state="absent")), graph_client)
-    assert not failed and not result["changed"]
+    result = msgraph_device.run(fake_module(params(display_name=["NOPE"], state="absent")), graph_client)
+    assert not result["failed"] and not result["changed"]
 
 
 def test_present_needs_something_to_set(fake_module, graph_sandbox, graph_client):
