@@ -41,7 +41,7 @@ options:
     description:
     - 'PEM file holding the private key and the certificate registered on the app, used instead of O(client_secret):
       it signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).'
-    - Needs the Python libraries C(PyJWT) and C(cryptography) on the host that calls Graph.
+    - Needs the Python library C(cryptography) (a dependency of ansible-core) on the host that calls Graph.
     - If not set, the value of the environment variable E(AZURE_CLIENT_CERTIFICATE_PATH) is used.
     type: path
     env:
@@ -54,6 +54,15 @@ options:
     env:
     - name: AZURE_CLIENT_CERTIFICATE_PASSWORD
     secret: true
+  federated_token_file:
+    description:
+    - 'Workload identity federation: a file holding a token from an identity provider the app registration trusts
+      (a Kubernetes or OpenShift service account token projected into the pod), sent as the client assertion with
+      O(tenant_id) and O(client_id). It is read again for every new token, as it rotates.'
+    - If not set, the value of the environment variable E(AZURE_FEDERATED_TOKEN_FILE) is used.
+    type: path
+    env:
+    - name: AZURE_FEDERATED_TOKEN_FILE
   access_token:
     description:
     - 'A ready Graph access token, used instead of client credentials. It cannot be renewed: when it expires, every
@@ -64,18 +73,40 @@ options:
     env:
     - name: MSGRAPH_ACCESS_TOKEN
     secret: true
+  auth_source:
+    description:
+    - 'How to sign in to Graph. V(auto) takes the first of these whose options are set: O(access_token), O(client_secret),
+      O(client_certificate_path), O(federated_token_file), then a managed identity when E(IDENTITY_ENDPOINT) and
+      E(IDENTITY_HEADER) are set (App Service, Container Apps, Azure Arc).'
+    - V(managed_identity) asks the identity endpoint of E(IDENTITY_ENDPOINT) (with E(IDENTITY_HEADER)), else the
+      Azure instance metadata service (its host can be overridden with E(AZURE_POD_IDENTITY_AUTHORITY_HOST)). With
+      O(client_id), the user-assigned identity of that client id is used. The metadata service is asked only when
+      this is set, since off Azure it does not answer.
+    - The other choices force that credential and fail when its options are missing.
+    - If not set, the value of the environment variable E(MSGRAPH_AUTH_SOURCE) is used.
+    type: str
+    default: auto
+    choices:
+    - auto
+    - access_token
+    - client_secret
+    - certificate
+    - workload_identity
+    - managed_identity
+    env:
+    - name: MSGRAPH_AUTH_SOURCE
   cloud:
     description:
     - 'National cloud: V(global) (graph.microsoft.com), V(usgov) (GCC High, graph.microsoft.us), V(usgovdod) (DoD,
       dod-graph.microsoft.us), V(china) (21Vianet, microsoftgraph.chinacloudapi.cn).'
-    - Sets the defaults of O(graph_endpoint) and O(authority_host).
+    - 'The names AWX''s Microsoft Azure Resource Manager credential and azure.azcollection use are accepted too:
+      V(AzureCloud), V(AzureUSGovernment), V(AzureChinaCloud). Any other value fails before any request.'
+    - Sets the defaults of O(graph_endpoint) and O(authority_host), which win when given.
+    - If not set, the value of the environment variable E(AZURE_CLOUD_ENVIRONMENT) is used.
     type: str
     default: global
-    choices:
-    - global
-    - usgov
-    - usgovdod
-    - china
+    env:
+    - name: AZURE_CLOUD_ENVIRONMENT
   graph_endpoint:
     description:
     - Root of the Graph API, overriding the one of O(cloud), for example C(https://graph.microsoft.com).
@@ -109,7 +140,7 @@ options:
     default: 5
 requirements:
 - requests >= 2.25 (on the controller)
-- PyJWT and cryptography, only for O(client_certificate_path)
+- cryptography, only for O(client_certificate_path) (it comes with ansible-core)
 notes:
 - The app needs the C(Device.Read.All) application permission.
 - Secrets are read from the inventory source or the environment and are never written to the inventory cache or

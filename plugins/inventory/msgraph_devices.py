@@ -91,7 +91,8 @@ hostname: id
 
 import re
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import CLOUDS, GraphClient
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import cloud_hosts
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     READ_PROPERTIES,
     DeviceAddress,
@@ -129,7 +130,7 @@ class InventoryModule(DeviceInventory):
         for prop in ALWAYS_SELECTED + (self.get_option("hostname"),):
             if prop not in select:
                 select.append(prop)
-        endpoint = self.get_option("graph_endpoint") or CLOUDS[self.get_option("cloud")][0]
+        endpoint = self.get_option("graph_endpoint") or cloud_hosts(self.get_option("cloud"))[0]
         return dict(graph_endpoint=endpoint, tenant_id=self.get_option("tenant_id"), filter=self.get_option("filter"),
                     advanced_query=self.get_option("advanced_query"), select=select)
 

@@ -16,17 +16,22 @@ __metaclass__ = type
 import copy
 
 
-def changed_fields(current, desired):
-    """The part of `desired` that differs from `current` (same shape as `desired`; empty: no change)."""
+def changed_fields(current, desired, fold=None):
+    """The part of `desired` that differs from `current` (same shape as `desired`; empty: no change).
+
+    `fold(value)` puts both sides in the form the API stores, for APIs that fold values (Graph stores an
+    empty extension attribute as null): values equal once folded are no change.
+    """
     current = current or {}
+    fold = fold or (lambda value: value)
     delta = {}
     for key, wanted in desired.items():
         have = current.get(key)
         if isinstance(wanted, dict):
-            nested = changed_fields(have if isinstance(have, dict) else {}, wanted)
+            nested = changed_fields(have if isinstance(have, dict) else {}, wanted, fold)
             if nested:
                 delta[key] = nested
-        elif wanted != have:
+        elif fold(wanted) != fold(have):
             delta[key] = wanted
     return delta
 

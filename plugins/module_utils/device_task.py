@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import diff_entry
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import (
     check_matches,
     identity,
@@ -29,10 +30,14 @@ def run_device_task(module, directory, identity_fields, desired, objects_key, ch
     """
     params = module.params
     state = params["state"]
+    if state == "absent" and desired:
+        # A delete that also names a state to reach is a mistake in the task: say so before any request.
+        raise InputError("state=absent deletes the %ss; it cannot be combined with the properties to set (%s)"
+                         % (directory.NOUN, ", ".join(sorted(desired))))
     field, values = identity(params, identity_fields)
 
     matches = directory.resolve(field, values)
-    check_matches(field, values, matches, state, id_key=directory.ID_KEY, noun=directory.NOUN)
+    check_matches(field, values, matches, state, id_key=directory.ID_KEY, noun=directory.NOUN, hints=directory.hints)
 
     targets = unique_targets(values, matches, directory.ID_KEY)
     if state == "absent":

@@ -14,14 +14,30 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+# Longest value a message repeats whole: an identifier of 10,000 characters must not flood the log.
+SHOWN_MAX = 80
+
+
+def shown(value):
+    """`repr(value)` for a message, cut to SHOWN_MAX characters with the full length said."""
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    return "%s... (%d characters)" % (text[:SHOWN_MAX], len(value) if hasattr(value, "__len__") else len(text))
+
+
 class FleetguardError(Exception):
     """Base error. `str()` gives one line an operator can act on."""
 
     # True only for a write whose answer was lost: see TransientError.
     maybe_applied = False
 
-    def __init__(self, message, method=None, path=None, status=None, api_code=None, request_id=None):
+    def __init__(self, message, method=None, path=None, status=None, api_code=None, request_id=None,
+                 client_request_id=None):
         super(FleetguardError, self).__init__(message)
+        # The id this collection sent (Graph's client-request-id): support can find a request by it even
+        # when no answer came back.
+        self.client_request_id = client_request_id
         self.message = message
         self.method = method
         self.path = path
@@ -38,8 +54,13 @@ class FleetguardError(Exception):
         if self.api_code not in (None, "", 0):
             parts.append("code %s" % self.api_code)
         where = " (%s)" % ", ".join(parts) if parts else ""
-        request_id = " [request id %s]" % self.request_id if self.request_id else ""
-        return "%s%s%s" % (self.message, where, request_id)
+        ids = []
+        if self.request_id:
+            ids.append("request id %s" % self.request_id)
+        if self.client_request_id:
+            ids.append("client-request-id %s" % self.client_request_id)
+        request_ids = " [%s]" % ", ".join(ids) if ids else ""
+        return "%s%s%s" % (self.message, where, request_ids)
 
     def to_dict(self):
         """The fields a module puts into its result; no secrets can be here."""
@@ -50,6 +71,7 @@ class FleetguardError(Exception):
             status=self.status,
             api_code=self.api_code,
             request_id=self.request_id,
+            client_request_id=self.client_request_id,
         )
 
 

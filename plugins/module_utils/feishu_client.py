@@ -22,6 +22,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     InputError,
     NotFoundError,
     TransientError,
+    shown,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
@@ -49,7 +50,7 @@ DEVICE_RECORD_ID_PATTERN = re.compile(r"[0-9]{1,64}")
 def check_device_record_id(value):
     """Record ids are strings of digits; anything else could change the request path, so refuse it."""
     if not isinstance(value, str) or not DEVICE_RECORD_ID_PATTERN.fullmatch(value):
-        raise InputError("device_record_id %r is not a Feishu device record id (a string of digits)" % (value,))
+        raise InputError("device_record_id %s is not a Feishu device record id (a string of digits)" % shown(value))
     return value
 
 
@@ -89,7 +90,7 @@ class FeishuClient:
         """(tenant_access_token, lifetime in seconds) from app_id/app_secret."""
         response = self.transport.request(
             "POST", TOKEN_PATH, json_body=dict(app_id=self._app_id, app_secret=self._app_secret),
-            headers={"Content-Type": JSON_CONTENT_TYPE}, idempotent=True)
+            headers={"Content-Type": JSON_CONTENT_TYPE}, idempotent=True, throttled=_throttled)
         body = response.json if isinstance(response.json, dict) else {}
         if response.status == 200 and body.get("code") == 0 and body.get("tenant_access_token"):
             return body["tenant_access_token"], body.get("expire")
@@ -109,12 +110,17 @@ class FeishuClient:
             if body is not None:
                 headers["Content-Type"] = JSON_CONTENT_TYPE
             return self.transport.request(method, path, params=params, json_body=body, headers=headers,
-                                          limiter=self.limiters.get(op))
+                                          limiter=self.limiters.get(op), throttled=_throttled)
 
         response = self.tokens.send(request, rejected=lambda answer: _envelope(answer).get("code") in TOKEN_REFRESH_CODES)
         envelope = _envelope(response)
         if response.status < 400 and envelope.get("code") == 0:
-            return envelope.get("data") or {}
+            data = envelope.get("data")
+            if data is None:
+                return {}
+            if not isinstance(data, dict):
+                raise _unexpected(response, method, path, "its data is %s, not an object" % type(data).__name__)
+            return data
         error = _api_error(response, envelope, method, path)
         if envelope.get("code") in TOKEN_REFRESH_CODES and not self.tokens.can_refresh:
             error.message = ("the tenant_access_token was rejected (%s) and cannot be renewed without"
@@ -130,13 +136,26 @@ class FeishuClient:
             data = self.call("get", "GET", path)
         except NotFoundError:
             return None
-        return normalize_record(data.get("device_record") or {})
+        record = data.get("device_record")
+        if not isinstance(record, dict) or record.get("device_record_id", device_record_id) != device_record_id:
+            raise ApiError("Feishu answered GET device_records/%s without that record" % device_record_id,
+                           method="GET", path=path, status=200)
+        record = dict(record, device_record_id=device_record_id)
+        return normalize_record(record)
 
     def list_page(self, params):
         """One page of the list endpoint: (records, page_token of the next page or None)."""
         data = self.call("list", "GET", RECORDS_PATH, params=params)
-        records = [normalize_record(record) for record in data.get("items") or []]
-        return records, data.get("page_token") if data.get("has_more") else None
+        items = data.get("items") or []
+        if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("device_record_id")
+                                                  for item in items):
+            raise ApiError("Feishu answered the list call with items that are not device records",
+                           method="GET", path=RECORDS_PATH, status=200)
+        token = data.get("page_token") if data.get("has_more") else None
+        if token is not None and not isinstance(token, str):
+            raise ApiError("Feishu answered the list call with a page_token that is not a string",
+                           method="GET", path=RECORDS_PATH, status=200)
+        return [normalize_record(record) for record in items], token
 
     def iter_records(self, filters=None, page_size=MAX_PAGE_SIZE):
         """Every record matching the list filters, page by page."""
@@ -168,6 +187,16 @@ class FeishuClient:
 
 def _envelope(response):
     return response.json if isinstance(response.json, dict) else {}
+
+
+def _throttled(response):
+    """Feishu's gateway may say "rate limited" in the envelope under HTTP 200 or 400, not only with 429."""
+    return _envelope(response).get("code") == RATE_LIMITED
+
+
+def _unexpected(response, method, path, what):
+    return ApiError("Feishu answered with an envelope this collection does not understand: %s" % what,
+                    method=method, path=path, status=response.status, request_id=_log_id(response))
 
 
 def _log_id(response):

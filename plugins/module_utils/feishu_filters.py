@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, shown
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import (
     DEVICE_OWNERSHIP,
     DEVICE_STATUS,
@@ -44,24 +44,24 @@ def list_filters(filters):
             params[name] = _enum_value(name, value, ENUM_FILTERS[name])
         elif name in BOOL_FILTERS:
             if not isinstance(value, bool):
-                raise InputError("filter %s must be true or false, not %r" % (name, value))
+                raise InputError("filter %s must be true or false, not %s" % (name, shown(value)))
             params[name] = "true" if value else "false"
         elif name in INT_FILTERS:
             try:
                 params[name] = int(value)
             except (TypeError, ValueError):
-                raise InputError("filter %s must be an integer, not %r" % (name, value))
+                raise InputError("filter %s must be an integer, not %s" % (name, shown(value)))
         elif name in STRING_FILTERS:
             params[name] = str(value)
         else:
             known = sorted(set(ENUM_FILTERS) | BOOL_FILTERS | INT_FILTERS | STRING_FILTERS)
-            raise InputError("unknown filter %r; the list endpoint accepts %s" % (name, ", ".join(known)))
+            raise InputError("unknown filter %s; the list endpoint accepts %s" % (shown(name), ", ".join(known)))
     return params
 
 
 def _enum_value(name, value, names):
     if isinstance(value, bool):
-        raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
+        raise InputError("filter %s must be one of %s, not %s" % (name, ", ".join(names), shown(value)))
     if isinstance(value, int) and value in names.values():
         return value
     if isinstance(value, str):
@@ -69,4 +69,4 @@ def _enum_value(name, value, names):
             return names[value.lower()]
         if value.isdigit() and int(value) in names.values():
             return int(value)
-    raise InputError("filter %s must be one of %s, not %r" % (name, ", ".join(names), value))
+    raise InputError("filter %s must be one of %s, not %s" % (name, ", ".join(names), shown(value)))

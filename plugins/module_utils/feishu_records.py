@@ -66,6 +66,8 @@ class FeishuDeviceRecords:
 
     ID_KEY = "device_record_id"
     NOUN = "device record"
+    # The list endpoint matches exactly: it has no near matches to suggest.
+    hints = {}
     # What a diff shows of a deleted record.
     ABSENT_VIEW = dict((field, None) for field in MANAGED_ENUMS)
 

@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, LookupFailure
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, LookupFailure, shown
 
 
 def identity(params, fields):
@@ -25,7 +25,7 @@ def identity(params, fields):
     return field, values
 
 
-def check_matches(field, values, matches, state, id_key, noun):
+def check_matches(field, values, matches, state, id_key, noun, hints=None):
     """Raise LookupFailure naming every value that matched more than one object, or none (state=present:
     with state=absent, nothing found means already absent)."""
     problems = []
@@ -40,9 +40,11 @@ def check_matches(field, values, matches, state, id_key, noun):
         described = []
         for problem in problems:
             if problem["reason"] == "missing":
-                described.append("%s=%r matches no %s" % (problem["field"], problem["value"], noun))
+                near = (hints or {}).get(problem["value"])
+                suggestion = " (did you mean %s?)" % " or ".join(near) if near else ""
+                described.append("%s=%s matches no %s%s" % (problem["field"], shown(problem["value"]), noun, suggestion))
             else:
-                described.append("%s=%r matches %d %ss (%s)" % (problem["field"], problem["value"],
+                described.append("%s=%s matches %d %ss (%s)" % (problem["field"], shown(problem["value"]),
                                                                 len(problem["candidates"]), noun,
                                                                 ", ".join(problem["candidates"])))
         raise LookupFailure("nothing was changed: " + "; ".join(described), problems=problems)

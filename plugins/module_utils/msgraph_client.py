@@ -4,8 +4,8 @@
 # FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Client of Microsoft Graph for devices: tokens, Graph's error body, paging and JSON batching.
 
-Tokens come from the OAuth2 client-credentials flow (a client secret, or a certificate that signs a
-client assertion) or are given ready; they are reused and replaced once on 401. Errors carry Graph's
+Tokens come from a credential (msgraph_credentials: client secret, certificate, workload identity,
+managed identity) or are given ready; they are reused and replaced once on 401. Errors carry Graph's
 `error.code`, `message` and `innerError.request-id`. `batch()` sends up to 20 requests per
 `POST /$batch` and retries throttled sub-requests after their own `Retry-After`.
 """
@@ -16,27 +16,22 @@ __metaclass__ = type
 
 import base64
 import binascii
-import hashlib
 import json
 import random
-import time
 import uuid
-
-try:
-    import jwt
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.hashes import SHA1, SHA256
-    HAS_JWT = True
-except ImportError:  # pragma: no cover - only certificate authentication needs them
-    HAS_JWT = False
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
     AuthenticationError,
+    FleetguardError,
     InputError,
     NotFoundError,
     TransientError,
+    shown,
+)
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
+    cloud_hosts,
+    select_credential,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
@@ -44,16 +39,8 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.transport impor
     retry_after_seconds,
 )
 
-# Graph root and token authority per national cloud.
-CLOUDS = {
-    "global": ("https://graph.microsoft.com", "https://login.microsoftonline.com"),
-    "usgov": ("https://graph.microsoft.us", "https://login.microsoftonline.us"),
-    "usgovdod": ("https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
-    "china": ("https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
-}
 API_VERSIONS = ("v1.0", "beta")
 BATCH_LIMIT = 20
-CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # Device writes are limited to 3,000 per 150 s per app and tenant, and to 25 per 10 s per user for
 # delegated callers (Graph throttling limits for identity and access). Reads cost resource units from
 # a much larger budget; the read pace only keeps a huge run from spending it all at once.
@@ -91,108 +78,36 @@ def token_claims(token):
         return {}
 
 
-class ClientCertificate:
-    """A PEM private key and certificate that sign client assertions (RS256, with x5t and x5t#S256)."""
-
-    def __init__(self, pem_path, password=None):
-        if not HAS_JWT:
-            raise InputError("certificate authentication needs the PyJWT and cryptography Python libraries")
-        try:
-            with open(pem_path, "rb") as handle:
-                pem = handle.read()
-        except (IOError, OSError) as exc:
-            raise InputError("cannot read client_certificate_path %s: %s" % (pem_path, exc.strerror))
-        try:
-            self.key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
-            certificate = x509.load_pem_x509_certificate(pem)
-        except (ValueError, TypeError) as exc:
-            raise InputError("client_certificate_path %s must hold a PEM private key and its certificate (%s)"
-                             % (pem_path, exc))
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        self.x5t = _b64url(certificate.fingerprint(SHA1()))
-        self.x5t_s256 = _b64url(certificate.fingerprint(SHA256()))
-        self.thumbprint = hashlib.sha1(der).hexdigest().upper()
-
-    def assertion(self, client_id, audience, now=None):
-        now = int(now if now is not None else time.time())
-        claims = dict(aud=audience, iss=client_id, sub=client_id, jti=str(uuid.uuid4()), nbf=now, iat=now,
-                      exp=now + 600)
-        headers = {"x5t": self.x5t, "x5t#S256": self.x5t_s256}
-        token = jwt.encode(claims, self.key, algorithm="RS256", headers=headers)
-        return token.decode() if isinstance(token, bytes) else token
-
-
-def _b64url(raw):
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 class GraphClient:
     """Graph over an HttpTransport: one session for the authority and Graph, one token for every thread."""
 
-    def __init__(self, transport, graph_endpoint, authority_host, tenant_id=None, client_id=None,
-                 client_secret=None, certificate=None, access_token=None, api_version="v1.0"):
+    def __init__(self, transport, graph_endpoint, credential=None, access_token=None, api_version="v1.0"):
+        """`credential` (msgraph_credentials) fetches tokens; a ready `access_token` is used as is instead."""
         if api_version not in API_VERSIONS:
             raise InputError("api_version must be one of %s" % ", ".join(API_VERSIONS))
-        if not access_token:
-            missing = [name for name, value in (("tenant_id", tenant_id), ("client_id", client_id)) if not value]
-            if not (client_secret or certificate):
-                missing.append("client_secret (or client_certificate_path)")
-            if missing:
-                raise InputError(
-                    "Microsoft Graph credentials are missing: %s. Set tenant_id, client_id and client_secret"
-                    " (or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET / AZURE_SECRET, as AWX's Azure"
-                    " credential injects them), or client_certificate_path, or access_token (MSGRAPH_ACCESS_TOKEN)"
-                    % ", ".join(missing))
+        if credential is None and not access_token:
+            raise InputError("Microsoft Graph needs a credential or an access_token")
         self.transport = transport
         self.graph_root = graph_endpoint.rstrip("/")
         self.base = "%s/%s" % (self.graph_root, api_version)
         self.api_version = api_version
-        self.token_url = "%s/%s/oauth2/v2.0/token" % (authority_host.rstrip("/"), tenant_id)
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._certificate = certificate
-        can_fetch = not access_token
-        self.tokens = TokenCache(fetch=self._fetch_token if can_fetch else None,
-                                 static_token=access_token if not can_fetch else None)
+        self.credential = None if access_token else credential
+        fetch = None if access_token else (lambda: credential.fetch(transport))
+        self.tokens = TokenCache(fetch=fetch, static_token=access_token or None)
         self.read_limiter = transport.limiter(READ_RATE)
         self._write_limiter = None
 
     @classmethod
     def from_params(cls, params, api_version=None):
-        graph_endpoint, authority_host = CLOUDS[params.get("cloud") or "global"]
-        certificate = None
-        if params.get("client_certificate_path") and not params.get("access_token"):
-            certificate = ClientCertificate(params["client_certificate_path"], params.get("client_certificate_password"))
+        graph_endpoint, authority_host = cloud_hosts(params.get("cloud"))
+        graph_endpoint = params.get("graph_endpoint") or graph_endpoint
+        authority_host = params.get("authority_host") or authority_host
+        access_token = params.get("access_token") if params.get("auth_source") in (None, "auto", "access_token") else None
+        credential = None if access_token else select_credential(params, graph_endpoint.rstrip("/"), authority_host)
         transport = HttpTransport(timeout=params["timeout"], validate_certs=params["validate_certs"],
                                   max_retries=params["max_retries"])
-        return cls(transport, graph_endpoint=params.get("graph_endpoint") or graph_endpoint,
-                   authority_host=params.get("authority_host") or authority_host,
-                   tenant_id=params.get("tenant_id"), client_id=params.get("client_id"),
-                   client_secret=params.get("client_secret"), certificate=certificate,
-                   access_token=params.get("access_token"), api_version=api_version or params.get("api_version"))
-
-    # --- authentication -------------------------------------------------------------------------
-
-    def _fetch_token(self):
-        form = dict(client_id=self._client_id, scope="%s/.default" % self.graph_root, grant_type="client_credentials")
-        if self._certificate is not None:
-            form["client_assertion_type"] = CLIENT_ASSERTION_TYPE
-            form["client_assertion"] = self._certificate.assertion(self._client_id, self.token_url)
-        else:
-            form["client_secret"] = self._client_secret
-        response = self.transport.request("POST", self.token_url, data=form, idempotent=True)
-        body = response.json if isinstance(response.json, dict) else {}
-        if response.status == 200 and body.get("access_token"):
-            return body["access_token"], body.get("expires_in")
-        path = self.token_url.split("://", 1)[-1].split("/", 1)[-1]
-        details = dict(method="POST", path="/" + path, status=response.status,
-                       api_code=(body.get("error_codes") or [body.get("error")])[0],
-                       request_id=body.get("trace_id") or body.get("correlation_id"))
-        # Only the first line of error_description: the rest repeats ids already in request_id.
-        reason = (body.get("error_description") or body.get("error") or "HTTP %s" % response.status).splitlines()[0]
-        if response.status == 429 or response.status >= 500:
-            raise TransientError("could not obtain a Graph token: %s" % reason, **details)
-        raise AuthenticationError("the token authority refused the credentials: %s" % reason, **details)
+        return cls(transport, graph_endpoint, credential=credential, access_token=access_token,
+                   api_version=api_version or params.get("api_version"))
 
     @property
     def app_only(self):
@@ -216,23 +131,34 @@ class GraphClient:
         limiter = self.write_limiter if method not in ("GET", "HEAD") else self.read_limiter
         return self._send(method, path, params=params, body=body, headers=headers, limiter=limiter)
 
-    def _send(self, method, path, params=None, body=None, headers=None, limiter=None, idempotent=None):
-        """Send with the current token, once more with a new one on 401; raise the Graph error of a failure."""
+    def _send(self, method, path, params=None, body=None, headers=None, limiter=None, idempotent=None,
+              client_request_id=None):
+        """Send with the current token, once more with a new one on 401; raise the Graph error of a failure.
+
+        Every request carries a new `client-request-id` (a GUID), named in every error it ends in.
+        """
+        client_request_id = client_request_id or str(uuid.uuid4())
+
         def send(token):
-            all_headers = {"Authorization": "Bearer " + token}
+            all_headers = {"Authorization": "Bearer " + token, "client-request-id": client_request_id}
             all_headers.update(headers or {})
             if body is not None:
                 all_headers.update(JSON_HEADERS)
             return self.transport.request(method, self.url(path), params=params, json_body=body, headers=all_headers,
                                           limiter=limiter, idempotent=idempotent)
 
-        response = self.tokens.send(send, rejected=lambda answer: answer.status == 401)
+        try:
+            response = self.tokens.send(send, rejected=lambda answer: answer.status == 401)
+        except FleetguardError as exc:
+            exc.client_request_id = exc.client_request_id or client_request_id
+            raise
         if response.status >= 400:
-            raise self._error(response.status, response.json, response.headers, method, path)
+            raise self._error(response.status, response.json, response.headers, method, path, client_request_id)
         return response
 
-    def _error(self, status, body, headers, method, path):
+    def _error(self, status, body, headers, method, path, client_request_id=None):
         error = graph_error(status, body, headers, method, path.split("?", 1)[0] if path.startswith("/") else path)
+        error.client_request_id = client_request_id
         if status == 401 and not self.tokens.can_refresh:
             error.message = "the access_token was rejected (%s) and cannot be renewed without client credentials" % (
                 error.message)
@@ -244,7 +170,11 @@ class GraphClient:
         count = 0
         next_path, next_params = path, params
         while next_path:
-            body = self.request("GET", next_path, params=next_params, headers=headers).json or {}
+            body = self.request("GET", next_path, params=next_params, headers=headers).json
+            problem = _read_shape_problem(body)
+            if problem:
+                raise ApiError("Graph answered with a page this collection does not understand: %s" % problem,
+                               method="GET", path=next_path.split("?", 1)[0], status=200)
             if on_page is not None:
                 on_page(body)
             for item in body.get("value") or []:
@@ -307,24 +237,43 @@ class GraphClient:
         for dummy in range(len(chunk) - len(writes)):
             self.read_limiter.acquire()
         payload = dict(requests=[_batch_item(r) for r in chunk])
+        client_request_id = str(uuid.uuid4())
         try:
-            body = self._send("POST", "/$batch", body=payload, idempotent=not writes).json or {}
+            body = self._send("POST", "/$batch", body=payload, idempotent=not writes,
+                              client_request_id=client_request_id).json
         except TransientError as exc:
             if not exc.maybe_applied:
                 raise
             # The answer to a batch of writes was lost: every item may or may not have landed.
             return dict((r["id"], SubResponse(None, {}, None, TransientError(
-                str(exc), maybe_applied=True, method=r["method"], path=_path_of(r)))) for r in chunk)
-        items = dict((str(item.get("id")), item) for item in body.get("responses") or [] if isinstance(item, dict))
+                exc.message, maybe_applied=True, method=r["method"], path=_path_of(r),
+                client_request_id=client_request_id))) for r in chunk)
+        if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
+            raise ApiError("Graph answered the $batch call without a list of responses", method="POST",
+                           path="/$batch", status=200, client_request_id=client_request_id)
+        items = dict((str(item.get("id")), item) for item in body["responses"] if isinstance(item, dict))
         missing = [r["id"] for r in chunk if r["id"] not in items]
         if missing:
             raise ApiError("the $batch answer lacks responses for %s" % ", ".join(missing),
-                           method="POST", path="/$batch")
+                           method="POST", path="/$batch", client_request_id=client_request_id)
         answers = {}
         for request in chunk:
             item = items[request["id"]]
-            status, headers, sub_body = int(item.get("status") or 0), item.get("headers") or {}, item.get("body")
-            error = self._error(status, sub_body, headers, request["method"], _path_of(request)) if status >= 400 else None
+            status = item.get("status")
+            headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
+            sub_body = item.get("body")
+            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+                raise ApiError("Graph answered sub-request %s of the $batch call with the status %s"
+                               % (request["id"], shown(status)), method="POST", path="/$batch",
+                               client_request_id=client_request_id)
+            error = None
+            if status >= 400:
+                error = self._error(status, sub_body, headers, request["method"], _path_of(request), client_request_id)
+            problem = _read_shape_problem(sub_body) if error is None and request["method"] == "GET" else None
+            if problem:
+                error = ApiError("Graph answered with a body this collection does not understand: %s" % problem,
+                                 method="GET", path=_path_of(request), status=status,
+                                 client_request_id=client_request_id)
             answers[request["id"]] = SubResponse(status, headers, sub_body, error)
         return answers
 
@@ -340,6 +289,16 @@ class SubResponse:
         self.headers = headers
         self.body = body
         self.error = error
+
+
+def _read_shape_problem(body):
+    """What is wrong with the body of a successful read (one object, or a page with a `value` list of objects),
+    or None."""
+    if not isinstance(body, dict):
+        return "the body is %s, not an object" % type(body).__name__
+    if "value" in body and not (isinstance(body["value"], list) and all(isinstance(v, dict) for v in body["value"])):
+        return "its value is not a list of objects"
+    return None
 
 
 def _path_of(request):

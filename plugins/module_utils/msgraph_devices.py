@@ -20,7 +20,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.comparison impo
     changed_fields,
     managed_view,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, NotFoundError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, NotFoundError, shown
 from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import Change
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import path_segment
 
@@ -28,6 +28,9 @@ GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 UPN = re.compile(r"[^\s/\\?#%]+@[^\s/\\?#%]+")
 EXTENSION_ATTRIBUTES = ["extensionAttribute%d" % n for n in range(1, 16)]
 EXTENSION_ATTRIBUTE_MAX = 1024
+# displayName is required and at most 256 characters
+# (https://learn.microsoft.com/en-us/graph/api/resources/device#properties).
+DISPLAY_NAME_MAX = 256
 
 # Module option -> Graph property, for the properties PATCH may set.
 V1_PROPERTIES = dict(
@@ -54,6 +57,17 @@ MAX_WRITE_ATTEMPTS = 3
 PAGE_MAX = 999
 
 
+def device_view(body):
+    """A device as Graph returned it, without OData annotations (@odata.context, @odata.type): they depend on
+    the request, not on the device, so real runs and check mode return the same keys."""
+    return dict((key, value) for key, value in body.items() if not key.startswith("@odata."))
+
+
+def graph_fold(value):
+    """The value as Graph stores it: an empty string is stored as null."""
+    return None if value == "" else value
+
+
 def odata_string(value):
     """An OData string literal: single quotes doubled, so a value can never end the literal."""
     return "'%s'" % value.replace("'", "''")
@@ -67,14 +81,14 @@ def query_string(options):
 
 def check_guid(option, value):
     if not isinstance(value, str) or not GUID.fullmatch(value):
-        raise InputError("%s %r is not a GUID; Microsoft Graph device ids and deviceIds are GUIDs" % (option, value))
+        raise InputError("%s %s is not a GUID; Microsoft Graph device ids and deviceIds are GUIDs" % (option, shown(value)))
     return value
 
 
 def check_user(value):
     if value == "me" or (isinstance(value, str) and (GUID.fullmatch(value) or UPN.fullmatch(value))):
         return value
-    raise InputError("user %r must be 'me', a user object id (GUID) or a user principal name (UPN)" % (value,))
+    raise InputError("user %s must be 'me', a user object id (GUID) or a user principal name (UPN)" % shown(value))
 
 
 def normalize_extension_attributes(value):
@@ -86,9 +100,9 @@ def normalize_extension_attributes(value):
     for key, attribute in value.items():
         name = canonical.get(str(key).lower())
         if name is None:
-            raise InputError("extension_attributes key %r is not one of extensionAttribute1..extensionAttribute15" % key)
+            raise InputError("extension_attributes key %s is not one of extensionAttribute1..extensionAttribute15" % shown(key))
         if attribute is not None and not isinstance(attribute, str):
-            raise InputError("extension_attributes.%s must be a string or null, not %r" % (name, attribute))
+            raise InputError("extension_attributes.%s must be a string or null, not %s" % (name, shown(attribute)))
         if attribute is not None and len(attribute) > EXTENSION_ATTRIBUTE_MAX:
             raise InputError("extension_attributes.%s is %d characters long; Graph allows at most %d"
                              % (name, len(attribute), EXTENSION_ATTRIBUTE_MAX))
@@ -107,6 +121,11 @@ def desired_properties(params, api_version):
         if value is None:
             continue
         desired[prop] = normalize_extension_attributes(value) if option == "extension_attributes" else value
+    name = desired.get("displayName")
+    if name is not None and not (0 < len(name) <= DISPLAY_NAME_MAX):
+        # Refused here, so check mode fails as the real run would, before any request.
+        raise InputError("new_display_name is %d characters long; Graph requires 1 to %d (%s)"
+                         % (len(name), DISPLAY_NAME_MAX, shown(name)))
     if desired.get("extensionAttributes") == {}:
         del desired["extensionAttributes"]
     return desired
@@ -150,6 +169,8 @@ class GraphDevices:
 
     ID_KEY = "id"
     NOUN = "device"
+    # Exact names Graph's case-blind match found for values that matched nothing exactly: {value: [names]}.
+    hints = {}
     # What a diff shows of a deleted device.
     ABSENT_VIEW = {"displayName": None, "deviceId": None, "operatingSystem": None}
 
@@ -186,17 +207,21 @@ class GraphDevices:
             requests.append(dict(id=str(index + 1), method="GET", url=url))
         answers = self.client.batch(requests)
         matches = {}
+        self.hints = {}
         for request, value in zip(requests, values):
             answer = answers[request["id"]]
             if answer.status == 404:
                 matches[value] = []
             elif answer.error is not None:
                 raise answer.error
-            elif "value" in (answer.body or {}):
-                matches[value] = [d for d in answer.body["value"]
-                                  if field != "display_name" or d.get("displayName") == value]
+            elif "value" in answer.body:
+                found = [device_view(d) for d in answer.body["value"]]
+                # Graph compares display names without case; this collection wants the exact name.
+                matches[value] = [d for d in found if field != "display_name" or d.get("displayName") == value]
+                if not matches[value] and found:
+                    self.hints[value] = sorted(set(d["displayName"] for d in found if d.get("displayName")))
             else:
-                matches[value] = [answer.body]
+                matches[value] = [device_view(answer.body)]
         return matches
 
     def iter_matching(self, odata_filter=None, advanced_query=False, limit=None, on_page=None):
@@ -211,8 +236,15 @@ class GraphDevices:
         if advanced_query:
             options.append(("$count", "true"))
             headers = {"ConsistencyLevel": "eventual"}
-        return self.client.iter_pages(self.address.collection + query_string(options), headers=headers, limit=limit,
-                                      on_page=on_page)
+        pages = self.client.iter_pages(self.address.collection + query_string(options), headers=headers, limit=limit,
+                                       on_page=on_page)
+        try:
+            for device in pages:
+                yield device_view(device)
+        except ApiError as exc:
+            if exc.api_code == "Request_UnsupportedQuery" and not advanced_query:
+                exc.message += " (filters with ne, not, endsWith or on extensionAttributes need advanced_query: true)"
+            raise
 
     def read(self, object_ids):
         """Fresh reads of devices by object id: {id: device or None when gone}."""
@@ -227,14 +259,18 @@ class GraphDevices:
             elif answer.error is not None:
                 raise answer.error
             else:
-                devices[object_id] = answer.body
+                devices[object_id] = device_view(answer.body)
         return devices
 
     # --- writing devices ------------------------------------------------------------------------
 
     def app_only_violations(self, planned):
-        """Devices whose planned change an app-only caller cannot make (non-Windows: extensionAttributes only)."""
-        if not self.client.app_only:
+        """Devices whose planned change an app-only caller cannot make (non-Windows: extensionAttributes only).
+
+        The rule is the tenant collection's (https://learn.microsoft.com/en-us/graph/api/device-update); the
+        beta user-scoped collection takes its Project Rome properties on any platform.
+        """
+        if not self.client.app_only or self.address.user:
             return []
         problems = []
         for device, delta in planned:
@@ -253,7 +289,7 @@ class GraphDevices:
         outcome = {}
         planned = []
         for device in devices:
-            delta = changed_fields(device, desired)
+            delta = changed_fields(device, desired, graph_fold)
             if delta:
                 planned.append((device, delta))
             else:
@@ -277,7 +313,8 @@ class GraphDevices:
             for request, (device, delta) in zip(requests, pending):
                 answer = answers[request["id"]]
                 if answer.error is None:
-                    landed[device["id"]] = answer.body if isinstance(answer.body, dict) and answer.body.get("id") else None
+                    body = answer.body
+                    landed[device["id"]] = device_view(body) if isinstance(body, dict) and body.get("id") else None
                 elif answer.error.maybe_applied:
                     unsure.append(device["id"])
                     last_error[device["id"]] = answer.error
@@ -290,8 +327,8 @@ class GraphDevices:
                     outcome[object_id] = Change(first_seen[object_id], error=NotFoundError(
                         "the device was deleted while this task was updating it", method="PATCH",
                         path=self.address.by_id(object_id)))
-                elif changed_fields(fresh, desired):
-                    pending.append((fresh, changed_fields(fresh, desired)))
+                elif changed_fields(fresh, desired, graph_fold):
+                    pending.append((fresh, changed_fields(fresh, desired, graph_fold)))
                 else:
                     landed[object_id] = fresh
             if not pending:
@@ -307,7 +344,7 @@ class GraphDevices:
         fresh_reads = self.read(unread) if unread else {}
         for object_id, device in landed.items():
             after = device or fresh_reads.get(object_id) or apply_changes(
-                first_seen[object_id], changed_fields(first_seen[object_id], desired))
+                first_seen[object_id], changed_fields(first_seen[object_id], desired, graph_fold))
             outcome[object_id] = Change(first_seen[object_id], after, changed=True)
         return outcome
 

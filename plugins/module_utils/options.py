@@ -14,7 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.parameters import env_fallback
+from ansible.module_utils.errors import AnsibleFallbackNotFound
 
 COMMON_CONNECTION_OPTIONS = {
     "validate_certs": dict(
@@ -78,12 +79,20 @@ MSGRAPH_CONNECTION_OPTIONS = {
         description=[
             "PEM file holding the private key and the certificate registered on the app, used instead of"
             " O(client_secret): it signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).",
-            "Needs the Python libraries C(PyJWT) and C(cryptography) on the host that calls Graph.",
+            "Needs the Python library C(cryptography) (a dependency of ansible-core) on the host that calls Graph.",
         ],
     ),
     "client_certificate_password": dict(
         type="str", no_log=True, env=["AZURE_CLIENT_CERTIFICATE_PASSWORD"],
         description="Password of the private key in O(client_certificate_path), if it is encrypted.",
+    ),
+    "federated_token_file": dict(
+        type="path", env=["AZURE_FEDERATED_TOKEN_FILE"],
+        description=[
+            "Workload identity federation: a file holding a token from an identity provider the app registration"
+            " trusts (a Kubernetes or OpenShift service account token projected into the pod), sent as the client"
+            " assertion with O(tenant_id) and O(client_id). It is read again for every new token, as it rotates.",
+        ],
     ),
     "access_token": dict(
         type="str", no_log=True, env=["MSGRAPH_ACCESS_TOKEN"],
@@ -93,12 +102,28 @@ MSGRAPH_CONNECTION_OPTIONS = {
             "A delegated token (one that acts for a user) is paced at Graph's per-user device write limit.",
         ],
     ),
+    "auth_source": dict(
+        type="str", default="auto", env=["MSGRAPH_AUTH_SOURCE"],
+        choices=["auto", "access_token", "client_secret", "certificate", "workload_identity", "managed_identity"],
+        description=[
+            "How to sign in to Graph. V(auto) takes the first of these whose options are set: O(access_token),"
+            " O(client_secret), O(client_certificate_path), O(federated_token_file), then a managed identity when"
+            " E(IDENTITY_ENDPOINT) and E(IDENTITY_HEADER) are set (App Service, Container Apps, Azure Arc).",
+            "V(managed_identity) asks the identity endpoint of E(IDENTITY_ENDPOINT) (with E(IDENTITY_HEADER)),"
+            " else the Azure instance metadata service (its host can be overridden with"
+            " E(AZURE_POD_IDENTITY_AUTHORITY_HOST)). With O(client_id), the user-assigned identity of that client id"
+            " is used. The metadata service is asked only when this is set, since off Azure it does not answer.",
+            "The other choices force that credential and fail when its options are missing.",
+        ],
+    ),
     "cloud": dict(
-        type="str", default="global", choices=["global", "usgov", "usgovdod", "china"],
+        type="str", default="global", env=["AZURE_CLOUD_ENVIRONMENT"],
         description=[
             "National cloud: V(global) (graph.microsoft.com), V(usgov) (GCC High, graph.microsoft.us),"
             " V(usgovdod) (DoD, dod-graph.microsoft.us), V(china) (21Vianet, microsoftgraph.chinacloudapi.cn).",
-            "Sets the defaults of O(graph_endpoint) and O(authority_host).",
+            "The names AWX's Microsoft Azure Resource Manager credential and azure.azcollection use are accepted too:"
+            " V(AzureCloud), V(AzureUSGovernment), V(AzureChinaCloud). Any other value fails before any request.",
+            "Sets the defaults of O(graph_endpoint) and O(authority_host), which win when given.",
         ],
     ),
     "graph_endpoint": dict(
@@ -122,6 +147,19 @@ FEISHU_OPTIONS = _with_common(FEISHU_CONNECTION_OPTIONS)
 MSGRAPH_OPTIONS = _with_common(MSGRAPH_CONNECTION_OPTIONS)
 
 
+def non_empty_env_fallback(*names):
+    """The first of the environment variables that is set to something: AWX injects an optional field left
+    empty as an empty variable, which must mean "not set", not "set to nothing"."""
+    for name in names:
+        try:
+            value = env_fallback(name)
+        except AnsibleFallbackNotFound:
+            continue
+        if value != "":
+            return value
+    raise AnsibleFallbackNotFound
+
+
 def argument_spec(table):
     """AnsibleModule argument_spec entries for a connection table."""
     spec = {}
@@ -131,7 +169,7 @@ def argument_spec(table):
             if key in option:
                 entry[key] = option[key]
         if option.get("env"):
-            entry["fallback"] = (env_fallback, list(option["env"]))
+            entry["fallback"] = (non_empty_env_fallback, list(option["env"]))
         spec[name] = entry
     return spec
 
@@ -183,7 +221,7 @@ def msgraph_fragment():
         options=doc_options(MSGRAPH_OPTIONS),
         requirements=[
             "requests >= 2.25 (on the host that runs the module)",
-            "PyJWT and cryptography, only for O(client_certificate_path)",
+            "cryptography, only for O(client_certificate_path) (it comes with ansible-core)",
         ],
         notes=[
             "Connection options can be set once for a play with C(module_defaults) and the action group"
@@ -212,7 +250,7 @@ def msgraph_inventory_fragment():
         options=doc_options(MSGRAPH_OPTIONS, with_env=True),
         requirements=[
             "requests >= 2.25 (on the controller)",
-            "PyJWT and cryptography, only for O(client_certificate_path)",
+            "cryptography, only for O(client_certificate_path) (it comes with ansible-core)",
         ],
         notes=[
             "The app needs the C(Device.Read.All) application permission.",

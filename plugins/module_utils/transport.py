@@ -23,6 +23,8 @@ import threading
 import time
 import traceback
 
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlparse
 
 REQUESTS_IMPORT_ERROR = None
@@ -34,13 +36,15 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import TransientError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError, shown
 
 USER_AGENT = "fleetguard.devices/0.1.0"
 SAFE_METHODS = frozenset(["GET", "HEAD", "OPTIONS"])
 RETRIABLE_STATUSES = frozenset([429, 500, 502, 503, 504])
 # Headers that name how long to wait before retrying, in the order they are trusted.
 RETRY_AFTER_HEADERS = ("Retry-After", "x-ogw-ratelimit-reset")
+# The longest wait a server may ask for before a request gives up instead (seconds).
+MAX_RETRY_AFTER = 180
 
 
 def path_segment(value):
@@ -93,17 +97,45 @@ class Response:
             self.json = None
 
 
-def retry_after_seconds(headers):
-    """Seconds the server asked us to wait, or None. Graph may send decimals (0.249), so parse floats."""
+def retry_after_seconds(headers, now=None):
+    """Seconds the server asked us to wait, or None.
+
+    `Retry-After` is either seconds (Graph may send decimals: 0.249) or an HTTP-date
+    (https://www.rfc-editor.org/rfc/rfc9110#field.retry-after); `x-ogw-ratelimit-reset` is seconds.
+    """
     for name in RETRY_AFTER_HEADERS:
-        value = headers.get(name)
+        value = (headers or {}).get(name)
         if value in (None, ""):
             continue
         try:
             return max(0.0, float(value))
         except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
             continue
+        if when is None:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        now = datetime.now(timezone.utc) if now is None else now
+        return max(0.0, (when - now).total_seconds())
     return None
+
+
+def check_retry_after(wait, method, path):
+    """Refuse to wait longer than MAX_RETRY_AFTER: the device fails clearly instead of stalling the play."""
+    if wait is not None and wait > MAX_RETRY_AFTER:
+        raise TransientError("the server asked to wait %d s before retrying, more than the %d s a task waits;"
+                             " run the task again later" % (wait, MAX_RETRY_AFTER), method=method, path=path,
+                             status=429)
+
+
+def _location(answer):
+    """Where a redirect points, without its query (which may carry a code or a token)."""
+    target = urlparse(answer.headers.get("Location") or "")
+    return "%s://%s%s" % (target.scheme, target.netloc, target.path) if target.netloc else (target.path or "nowhere")
 
 
 class HttpTransport:
@@ -111,8 +143,13 @@ class HttpTransport:
 
     def __init__(self, base_url=None, timeout=30, validate_certs=True, max_retries=5,
                  backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep, clock=time.monotonic):
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InputError("timeout must be a number of seconds greater than 0, not %s" % shown(timeout))
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InputError("max_retries must be 0 or more, not %s" % shown(max_retries))
         # Without a base_url every path must be an absolute URL (Graph: the authority and Graph hosts).
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.validate_certs = validate_certs
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -120,7 +157,6 @@ class HttpTransport:
         self.sleep = sleep
         self.clock = clock
         self.session = requests.Session()
-        self.session.verify = validate_certs
         self.session.headers["User-Agent"] = USER_AGENT
         # Our own retry loop decides what is safe to resend; urllib3 must not resend behind our back.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
@@ -143,12 +179,13 @@ class HttpTransport:
         return self.base_url + path
 
     def request(self, method, path, params=None, json_body=None, data=None, headers=None, limiter=None,
-                idempotent=None):
+                idempotent=None, throttled=None):
         """Send a request; return a Response for any status that is not retried away.
 
         Raises TransientError when retries run out, or at once for a write whose answer was lost.
         `path` may be absolute (a `@odata.nextLink`); errors name only the path, never headers.
-        `idempotent=True` marks a POST that is safe to resend (a token request).
+        `idempotent=True` marks a POST that is safe to resend (a token request). `throttled(response)`
+        tells a throttling answer the status does not show (Feishu's code 99991400 under HTTP 200 or 400).
         """
         method = method.upper()
         is_write = (method not in SAFE_METHODS) if idempotent is None else not idempotent
@@ -158,40 +195,70 @@ class HttpTransport:
         while True:
             if limiter is not None:
                 limiter.acquire()
-            try:
-                answer = self.session.request(method, url, params=params, json=json_body, data=data,
-                                              headers=headers, timeout=self.timeout, allow_redirects=False)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                reason = "connection failed (%s)" % type(exc).__name__
-                if is_write:
-                    raise TransientError("%s before an answer to a write arrived" % reason,
-                                         maybe_applied=True, method=method, path=error_path)
-                if attempt >= self.max_retries:
-                    raise TransientError("%s; gave up after %d attempts" % (reason, attempt + 1),
-                                         method=method, path=error_path)
+            answer = self._send(method, url, error_path, is_write, attempt, params=params, json=json_body, data=data,
+                                headers=headers)
+            if answer is None:
+                # A read whose connection failed: back off and try again.
                 self.sleep(self.backoff(attempt))
                 attempt += 1
                 continue
-
             response = Response(answer.status_code, answer.headers, answer.text)
-            if response.status not in RETRIABLE_STATUSES:
+            if 300 <= response.status < 400:
+                raise ApiError("the server redirected the request to %s; this collection does not follow redirects:"
+                               " check the API's base URL" % _location(answer), method=method, path=error_path,
+                               status=response.status)
+            is_throttled = response.status == 429 or (throttled is not None and throttled(response))
+            if not is_throttled and response.status not in RETRIABLE_STATUSES:
                 return response
-            wait = retry_after_seconds(response.headers)
-            if response.status != 429 and is_write:
+            if not is_throttled and is_write:
                 # A 5xx after a write: the server may or may not have applied it.
                 return response
             if attempt >= self.max_retries:
                 return response
+            wait = retry_after_seconds(response.headers)
+            check_retry_after(wait, method, error_path)
             if wait is None:
                 wait = self.backoff(attempt)
             else:
                 wait = wait + random.uniform(0, 0.1 * max(wait, 0.1))
-            if limiter is not None and response.status == 429:
+            if limiter is not None and is_throttled:
                 limiter.pause(wait)
             else:
                 self.sleep(wait)
             attempt += 1
 
+    def _send(self, method, url, error_path, is_write, attempt, **kwargs):
+        """One HTTP exchange: the requests answer, or None for a read to retry; every failure of requests
+        becomes one of the collection's errors, so no traceback reaches the user."""
+        try:
+            # verify per request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override the session's.
+            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False,
+                                        verify=self.validate_certs, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            # A certificate that does not verify will not verify on the next try either.
+            raise ApiError("the TLS certificate of %s could not be verified (%s); set validate_certs=false only for a"
+                           " test endpoint you trust" % (urlparse(url).netloc, _first_line(exc)),
+                           method=method, path=error_path)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            reason = "connection failed (%s)" % type(exc).__name__
+            if is_write:
+                raise TransientError("%s before an answer to a write arrived" % reason,
+                                     maybe_applied=True, method=method, path=error_path)
+            if attempt >= self.max_retries:
+                raise TransientError("%s; gave up after %d attempts" % (reason, attempt + 1),
+                                     method=method, path=error_path)
+            return None
+        except (requests.exceptions.RequestException, ValueError) as exc:
+            # A malformed URL or header value: nothing was sent.
+            raise InputError("the request could not be sent (%s: %s)" % (type(exc).__name__, _first_line(exc)),
+                             method=method, path=error_path)
+
     def close(self):
         self.session.close()
+
+
+def _first_line(exc):
+    """The first line of an exception's text, short: urllib3 nests whole reprs in its messages."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."

@@ -37,16 +37,31 @@ def safe_host_name(value):
 
 
 def unique_host_names(devices, name_of, id_of):
-    """[(host name, device)]: each name made safe, the id when there is none, and a name that several
-    devices share suffixed with each one's id, so no device hides another whatever order they come in."""
+    """([(host name, device)], [warning]): one host per device, unique by construction.
+
+    Each name is made safe, a missing one is the id. A name several devices want goes to none of them:
+    each gets `name_id`. A fallback that is taken too (a device may be named exactly like another's
+    fallback) gets a counter as well, so no device hides another whatever order they come in; each
+    fallback is named in a warning.
+    """
     wanted = [safe_host_name(name_of(device)) or safe_host_name(id_of(device)) for device in devices]
     shared = Counter(wanted)
-    named = []
-    for name, device in zip(wanted, devices):
-        if shared[name] > 1:
-            name = "%s_%s" % (name, safe_host_name(id_of(device)))
-        named.append((name, device))
-    return named
+    taken = set(name for name in wanted if shared[name] == 1)
+    names = dict((index, name) for index, name in enumerate(wanted) if shared[name] == 1)
+    warnings = []
+    # Settled in id order, so the same devices always get the same names.
+    for index in sorted((i for i, name in enumerate(wanted) if shared[name] > 1),
+                        key=lambda i: str(id_of(devices[i]))):
+        base = "%s_%s" % (wanted[index], safe_host_name(id_of(devices[index])))
+        name, counter = base, 1
+        while name in taken:
+            counter += 1
+            name = "%s_%d" % (base, counter)
+        taken.add(name)
+        names[index] = name
+        warnings.append("%d devices are named %s: device %s is host %s"
+                        % (shared[wanted[index]], wanted[index], id_of(devices[index]), name))
+    return [(names[index], device) for index, device in enumerate(devices)], warnings
 
 
 class DeviceInventory(BaseInventoryPlugin, Constructable, Cacheable):
@@ -95,8 +110,13 @@ class DeviceInventory(BaseInventoryPlugin, Constructable, Cacheable):
         self._populate(devices)
 
     def connection_params(self, table):
-        """The options of a connection table, as the clients' from_params() take them."""
-        return dict((name, self.get_option(name)) for name in table)
+        """The options of a connection table, as the clients' from_params() take them. An empty value (AWX
+        injects an optional field left empty as an empty variable) means "not set", as for the modules."""
+        params = {}
+        for name, option in table.items():
+            value = self.get_option(name)
+            params[name] = option.get("default") if value == "" else value
+        return params
 
     def _devices(self, path, query, cache):
         """The devices of `query`: from the inventory cache when it is on, allowed (no --flush-cache or
@@ -120,8 +140,10 @@ class DeviceInventory(BaseInventoryPlugin, Constructable, Cacheable):
         strict = self.get_option("strict")
         self.inventory.add_group(self.DEVICES_GROUP)
         hostname_field = self.get_option("hostname")
-        named = unique_host_names(devices, lambda device: device.get(hostname_field),
-                                  lambda device: device.get(self.ID_FIELD))
+        named, warnings = unique_host_names(devices, lambda device: device.get(hostname_field),
+                                            lambda device: device.get(self.ID_FIELD))
+        for warning in warnings:
+            self.display.warning("%s: %s" % (self.NAME, warning))
         # Sorted by name: hosts run in that order, and --graph and --list read like a directory listing.
         for host_name, device in sorted(named, key=lambda pair: pair[0]):
             host_vars = self.host_vars(device)

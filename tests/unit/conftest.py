@@ -3,18 +3,32 @@
 import json
 import os
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-COLLECTIONS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "build", "collections")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS_PATH = os.path.join(REPO_ROOT, "build", "collections")
+
+# The API emulators are the top-level `sandbox` package of the repository, which is not part of the
+# collection's import path: make it importable however the tests are started (plain pytest, whose
+# pytest.ini also lists ".", or ansible-test units, which only puts the ansible_collections root on it).
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
 
 
 def pytest_configure(config):
     """Install ansible's collection loader before any test imports the collection (as ansible-test units does),
     so plugin loaders find fleetguard.devices with its metadata: the inventory plugins' tests load them that way."""
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is not None:
+        # ansible-test units installed it already (its ansible_pytest_collections plugin); its module tests also
+        # run without ansible.plugins on the path.
+        return
+
     from ansible.plugins.loader import init_plugin_loader
 
     paths = (os.environ.get("ANSIBLE_COLLECTIONS_PATH") or COLLECTIONS_PATH).split(os.pathsep)
@@ -131,9 +145,101 @@ def graph_sandbox():
 @pytest.fixture
 def graph_client(graph_sandbox):
     from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import ClientSecretCredential
     from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
 
-    transport = HttpTransport(graph_sandbox.url, timeout=5, max_retries=3, backoff_base=0.001, backoff_cap=0.01)
-    return GraphClient(transport, graph_endpoint=graph_sandbox.url, authority_host=graph_sandbox.url,
-                       tenant_id=graph_sandbox.tenant_id, client_id=graph_sandbox.client_id,
-                       client_secret=graph_sandbox.client_secret)
+    transport = HttpTransport(timeout=5, max_retries=3, backoff_base=0.001, backoff_cap=0.01)
+    credential = ClientSecretCredential(graph_sandbox.url, graph_sandbox.tenant_id, graph_sandbox.client_id,
+                                        graph_sandbox.url + "/.default", secret=graph_sandbox.client_secret)
+    return GraphClient(transport, graph_sandbox.url, credential=credential)
+
+
+# The environment variables the modules fall back to for their connection options (see their documentation):
+# a developer's shell must not change what main() sees.
+MODULE_CONNECTION_ENV = ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL",
+                         "AZURE_TENANT_ID", "AZURE_TENANT", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SECRET",
+                         "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "MSGRAPH_ACCESS_TOKEN",
+                         "MSGRAPH_ENDPOINT", "AZURE_AUTHORITY_HOST", "AZURE_CLOUD_ENVIRONMENT", "AZURE_FEDERATED_TOKEN_FILE",
+                         "MSGRAPH_AUTH_SOURCE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+
+
+class NonLoopbackConnection(BaseException):
+    """A test tried to reach something other than 127.0.0.1. A BaseException, so that no retry loop or
+    error handler of the module can swallow it."""
+
+
+class MainEnded(Exception):
+    """Raised by the patched AnsibleModule.exit_json / fail_json: where main() hands its result to Ansible."""
+
+    def __init__(self, failed, result, module):
+        super().__init__(result.get("msg"))
+        self.failed = failed
+        self.result = result
+        self.module = module
+
+
+class MainRun:
+    """How one main() call ended: `failed` (fail_json rather than exit_json), `result` (the keyword arguments
+    main() gave exit_json or fail_json, before Ansible masks anything), and `no_log_values` (the values
+    AnsibleModule masks in everything the module returns or logs)."""
+
+    def __init__(self, ended):
+        self.failed = ended.failed
+        self.result = ended.result
+        self.no_log_values = set(ended.module.no_log_values)
+
+    def __repr__(self):
+        return "MainRun(failed=%r, result=%r)" % (self.failed, self.result)
+
+
+@pytest.fixture
+def run_main(monkeypatch):
+    """run_main(module, args, check_mode=False, diff=False, env=None) -> MainRun.
+
+    Runs `module.main()` as Ansible would, with `args` as the task's module arguments (patch_module_args) and
+    `env` as extra environment variables, and with exit_json / fail_json patched to end the run by raising
+    (the way servicenow.itsm's `run_main` fixture does): the test sees exactly what main() returned.
+    """
+    from ansible.module_utils.basic import AnsibleModule
+    from ansible.module_utils.testing import patch_module_args
+
+    for name in MODULE_CONNECTION_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+    def exit_json(self, **kwargs):
+        raise MainEnded(False, kwargs, self)
+
+    def fail_json(self, msg, **kwargs):
+        kwargs["msg"] = msg
+        raise MainEnded(True, kwargs, self)
+
+    monkeypatch.setattr(AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(AnsibleModule, "fail_json", fail_json)
+
+    # The modules talk only to the emulators on 127.0.0.1: a default endpoint left in by mistake must fail
+    # the test, not reach (or wait for) the real API.
+    real_connect = socket.socket.connect
+
+    def loopback_only(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1"):
+            raise NonLoopbackConnection("a unit test tried to connect to %r" % (address,))
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+
+    def run(module, args, check_mode=False, diff=False, env=None):
+        args = dict(args)
+        if check_mode:
+            args["_ansible_check_mode"] = True
+        if diff:
+            args["_ansible_diff"] = True
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        with patch_module_args(args):
+            try:
+                module.main()
+            except MainEnded as ended:
+                return MainRun(ended)
+        pytest.fail("%s.main() returned without calling exit_json or fail_json" % module.__name__)
+
+    return run

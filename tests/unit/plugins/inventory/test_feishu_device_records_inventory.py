@@ -72,6 +72,16 @@ def test_unsafe_and_shared_names_become_safe_unique_hosts(feishu_sandbox, feishu
     assert nameless["device_record_id"] in hosts
 
 
+def test_a_record_named_like_another_records_fallback_is_not_lost(feishu_sandbox, feishu_source):
+    first = feishu_sandbox.add_record(device_name="SHARED-NAME", device_system=2)
+    feishu_sandbox.add_record(device_name="SHARED-NAME", device_system=2)
+    feishu_sandbox.add_record(device_name="SHARED-NAME_%s" % first["device_record_id"], device_system=2)
+    hosts = feishu_source().hosts
+    assert len(hosts) == len(feishu_sandbox.records)
+    assert "SHARED-NAME_%s" % first["device_record_id"] in hosts
+    assert "SHARED-NAME_%s_2" % first["device_record_id"] in hosts
+
+
 def test_hosts_can_be_named_by_serial_number(feishu_sandbox, feishu_source):
     parsed = feishu_source(dict(hostname="serial_number"))
     for record in feishu_sandbox.records.values():

@@ -177,3 +177,16 @@ def test_the_first_example_works_as_written(documented_examples, graph_source):
     for group in ["msgraph_os_windows", "msgraph_compliant_false", "stale"]:
         assert parsed.group(group), group
     assert parsed.vars(parsed.hosts[0])["ansible_connection"] == "local"
+
+
+def test_unique_host_names_hold_one_host_per_device_whatever_the_order():
+    from ansible_collections.fleetguard.devices.plugins.plugin_utils.device_inventory import unique_host_names
+
+    devices = [dict(id="b", name="X"), dict(id="a", name="X"), dict(id="c", name="X_a"), dict(id="d", name="X_a_2"),
+               dict(id="e", name=None)]
+    for order in (devices, list(reversed(devices))):
+        named, warnings = unique_host_names(order, lambda d: d["name"], lambda d: d["id"])
+        by_id = dict((device["id"], name) for name, device in named)
+        assert len(set(by_id.values())) == len(devices)
+        assert by_id == {"a": "X_a_3", "b": "X_b", "c": "X_a", "d": "X_a_2", "e": "e"}
+        assert len(warnings) == 2 and all("2 devices are named X" in w for w in warnings)

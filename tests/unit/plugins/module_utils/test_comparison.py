@@ -51,3 +51,13 @@ def test_diff_entry_has_the_shape_ansible_callbacks_render():
     entry = diff_entry({"a": 1}, {"a": 2}, "device 1")
     assert entry == {"before": {"a": 1}, "after": {"a": 2}, "before_header": "device 1", "after_header": "device 1"}
     assert diff_entry({}, {}, "x", "absent")["after_header"] == "absent"
+
+
+def test_values_the_api_folds_together_are_no_change():
+    def fold(value):
+        return None if value == "" else value
+
+    current = {"extensionAttributes": {"extensionAttribute1": None, "extensionAttribute2": "x"}}
+    desired = {"extensionAttributes": {"extensionAttribute1": "", "extensionAttribute2": ""}}
+    assert changed_fields(current, desired, fold) == {"extensionAttributes": {"extensionAttribute2": ""}}
+    assert changed_fields(current, desired) == desired

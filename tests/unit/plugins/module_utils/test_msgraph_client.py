@@ -1,5 +1,6 @@
 """GraphClient against a scripted server: tokens, error bodies, paging and $batch handling."""
 
+import base64
 import json
 from urllib.parse import parse_qs
 
@@ -11,10 +12,12 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     InputError,
     NotFoundError,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import (
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient, token_claims
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
     CLOUDS,
-    GraphClient,
-    token_claims,
+    CertificateCredential,
+    ClientCertificate,
+    ClientSecretCredential,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
 
@@ -42,10 +45,13 @@ def make_client(server, **kwargs):
     sleeps = time.sleeps
     transport = HttpTransport(server.url, timeout=5, max_retries=3, backoff_base=0.001, sleep=time.sleep,
                               clock=time.clock)
-    options = dict(graph_endpoint=server.url, authority_host=server.url, tenant_id=TENANT, client_id="cid",
-                   client_secret="s3cret-value")
-    options.update(kwargs)
-    client = GraphClient(transport, **options)
+    scope = server.url + "/.default"
+    certificate = kwargs.pop("certificate", None)
+    if certificate is not None:
+        credential = CertificateCredential(server.url, TENANT, "cid", scope, certificate=certificate)
+    else:
+        credential = ClientSecretCredential(server.url, TENANT, "cid", scope, secret="s3cret-value")
+    client = GraphClient(transport, server.url, credential=credential, **kwargs)
     return client, sleeps
 
 
@@ -54,9 +60,12 @@ def batch_answer(*responses):
 
 
 def test_missing_credentials_name_every_way_to_supply_them():
+    params = dict(cloud=None, graph_endpoint=None, authority_host=None, tenant_id=TENANT, timeout=5,
+                  validate_certs=True, max_retries=1, api_version="v1.0")
     with pytest.raises(InputError) as caught:
-        GraphClient(None, graph_endpoint="https://g", authority_host="https://a", tenant_id=TENANT)
-    for name in ("client_id", "AZURE_CLIENT_SECRET", "AZURE_SECRET", "client_certificate_path", "MSGRAPH_ACCESS_TOKEN"):
+        GraphClient.from_params(params)
+    for name in ("client_id", "AZURE_CLIENT_SECRET", "AZURE_SECRET", "client_certificate_path", "MSGRAPH_ACCESS_TOKEN",
+                 "federated_token_file", "AZURE_FEDERATED_TOKEN_FILE", "managed_identity"):
         assert name in str(caught.value)
 
 
@@ -96,7 +105,7 @@ def test_a_401_gets_one_new_token_and_the_call_repeated(scripted_server):
 
 def test_a_static_token_that_expires_says_it_cannot_be_renewed(scripted_server):
     scripted_server.script = [(401, {}, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})]
-    client, dummy = make_client(scripted_server, client_secret=None, access_token="eyJ.given.token")
+    client, dummy = make_client(scripted_server, access_token="eyJ.given.token")
     with pytest.raises(AuthenticationError) as caught:
         client.request("GET", "/devices/d1")
     assert "cannot be renewed" in str(caught.value)
@@ -196,19 +205,15 @@ def test_a_batch_answer_missing_an_item_is_an_error(scripted_server):
 
 
 def test_app_only_and_delegated_tokens_are_told_apart():
-    import base64
-
     def token(claims):
         payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return "eyJhbGciOiJub25lIn0.%s.sig" % payload
 
     assert token_claims(token({"roles": ["Device.ReadWrite.All"]})) == {"roles": ["Device.ReadWrite.All"]}
     assert token_claims("opaque") == {}
-    client = GraphClient(HttpTransport(), graph_endpoint="https://g", authority_host="https://a",
-                         access_token=token({"scp": "Directory.AccessAsUser.All"}))
+    client = GraphClient(HttpTransport(), "https://g", access_token=token({"scp": "Directory.AccessAsUser.All"}))
     assert client.app_only is False
-    assert GraphClient(HttpTransport(), graph_endpoint="https://g", authority_host="https://a",
-                       access_token=token({"roles": []})).app_only is True
+    assert GraphClient(HttpTransport(), "https://g", access_token=token({"roles": []})).app_only is True
 
 
 @pytest.mark.parametrize("cloud, graph, authority", [
@@ -224,36 +229,66 @@ def test_clouds_set_graph_and_authority_hosts(cloud, graph, authority):
     client = GraphClient.from_params(params)
     assert CLOUDS[cloud] == (graph, authority)
     assert client.base == graph + "/v1.0"
-    assert client.token_url == "%s/%s/oauth2/v2.0/token" % (authority, TENANT)
+    assert client.credential.token_url == "%s/%s/oauth2/v2.0/token" % (authority, TENANT)
+    assert client.credential.scope == graph + "/.default"
     params.update(graph_endpoint="https://graph.example", authority_host="https://login.example")
     client = GraphClient.from_params(params)
     assert client.base == "https://graph.example/v1.0"
-    assert client.token_url.startswith("https://login.example/")
+    assert client.credential.token_url.startswith("https://login.example/")
+
+
+@pytest.mark.parametrize("injected, graph", [
+    ("AzureCloud", "https://graph.microsoft.com"),
+    ("AzureUSGovernment", "https://graph.microsoft.us"),
+    ("AzureChinaCloud", "https://microsoftgraph.chinacloudapi.cn"),
+    ("", "https://graph.microsoft.com"),
+])
+def test_awx_cloud_environment_names_pick_the_national_cloud(injected, graph):
+    params = dict(cloud=injected, graph_endpoint=None, authority_host=None, tenant_id=TENANT, client_id="c",
+                  client_secret="s", timeout=5, validate_certs=True, max_retries=1, api_version="v1.0")
+    assert GraphClient.from_params(params).base == graph + "/v1.0"
+
+
+def test_an_unknown_cloud_names_the_accepted_ones():
+    params = dict(cloud="AzureGermanCloud", graph_endpoint=None, authority_host=None, tenant_id=TENANT, client_id="c",
+                  client_secret="s", timeout=5, validate_certs=True, max_retries=1, api_version="v1.0")
+    with pytest.raises(InputError) as caught:
+        GraphClient.from_params(params)
+    assert "AzureGermanCloud" in str(caught.value)
+    for name in ("global", "usgov", "usgovdod", "china", "AzureCloud", "AzureUSGovernment", "AzureChinaCloud"):
+        assert name in str(caught.value)
 
 
 def test_certificate_authentication_signs_a_client_assertion(scripted_server, tmp_path):
-    jwt = pytest.importorskip("jwt")
-    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import ClientCertificate
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     pem = make_certificate(tmp_path)
     scripted_server.script = [TOKEN_OK, (200, {}, {"id": "d"})]
-    client, dummy = make_client(scripted_server, client_secret=None,
-                                certificate=ClientCertificate(pem))
+    client, dummy = make_client(scripted_server, certificate=ClientCertificate(pem))
     client.request("GET", "/devices/d")
     form = parse_qs(scripted_server.requests[0][3])
     assert "client_secret" not in form
     assert form["client_assertion_type"] == ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]
-    assertion = form["client_assertion"][0]
-    header = jwt.get_unverified_header(assertion)
+    header_part, claims_part, signature_part = form["client_assertion"][0].split(".")
+    header, claims = decode_part(header_part), decode_part(claims_part)
     assert header["alg"] == "RS256" and header["x5t"] and header["x5t#S256"]
-    claims = jwt.decode(assertion, options={"verify_signature": False})
     assert claims["aud"] == "%s/%s/oauth2/v2.0/token" % (scripted_server.url, TENANT)
     assert claims["iss"] == claims["sub"] == "cid"
     assert 300 <= claims["exp"] - claims["nbf"] <= 600
+    # The signature verifies with the certificate's public key (raises otherwise).
+    with open(pem, "rb") as handle:
+        public_key = x509.load_pem_x509_certificate(handle.read()).public_key()
+    public_key.verify(base64.urlsafe_b64decode(signature_part + "=" * (-len(signature_part) % 4)),
+                      ("%s.%s" % (header_part, claims_part)).encode(), padding.PKCS1v15(), hashes.SHA256())
+
+
+def decode_part(part):
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def test_an_unreadable_certificate_is_an_input_error(tmp_path):
-    pytest.importorskip("jwt")
-    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import ClientCertificate
     bad = tmp_path / "bad.pem"
     bad.write_text("not a pem")
     with pytest.raises(InputError):

@@ -5,8 +5,6 @@ import os
 import pytest
 import yaml
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.fleetguard.devices.plugins.doc_fragments import feishu as feishu_fragment
 from ansible_collections.fleetguard.devices.plugins.doc_fragments import feishu_inventory as feishu_inventory_fragment
 from ansible_collections.fleetguard.devices.plugins.doc_fragments import msgraph as msgraph_fragment
@@ -53,16 +51,31 @@ def test_module_fragments_have_no_inventory_keys():
 def test_secrets_and_only_secrets_are_no_log(table):
     secret_words = ("secret", "token", "password")
     for name, spec in options.argument_spec(table).items():
-        assert spec.get("no_log", False) == any(word in name for word in secret_words), name
+        # A file or path names where a secret is, it is not one (ansible-test's no-log-needed rule agrees).
+        looks_secret = any(word in name for word in secret_words) and not name.endswith(("_file", "_path"))
+        assert spec.get("no_log", False) == looks_secret, name
 
 
 def test_env_fallbacks_keep_the_awx_order():
+    fallback = options.non_empty_env_fallback
     spec = options.argument_spec(options.MSGRAPH_OPTIONS)
-    assert spec["client_secret"]["fallback"] == (env_fallback, ["AZURE_CLIENT_SECRET", "AZURE_SECRET"])
-    assert spec["tenant_id"]["fallback"] == (env_fallback, ["AZURE_TENANT_ID", "AZURE_TENANT"])
+    assert spec["client_secret"]["fallback"] == (fallback, ["AZURE_CLIENT_SECRET", "AZURE_SECRET"])
+    assert spec["tenant_id"]["fallback"] == (fallback, ["AZURE_TENANT_ID", "AZURE_TENANT"])
+    assert spec["cloud"]["fallback"] == (fallback, ["AZURE_CLOUD_ENVIRONMENT"])
     feishu = options.argument_spec(options.FEISHU_OPTIONS)
-    assert feishu["app_secret"]["fallback"] == (env_fallback, ["FEISHU_APP_SECRET"])
+    assert feishu["app_secret"]["fallback"] == (fallback, ["FEISHU_APP_SECRET"])
     assert feishu["validate_certs"]["default"] is True
+
+
+def test_an_empty_injected_variable_counts_as_not_set(monkeypatch):
+    from ansible.module_utils.errors import AnsibleFallbackNotFound
+
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "")
+    monkeypatch.setenv("AZURE_SECRET", "from-awx")
+    assert options.non_empty_env_fallback("AZURE_CLIENT_SECRET", "AZURE_SECRET") == "from-awx"
+    monkeypatch.setenv("FEISHU_BASE_URL", "")
+    with pytest.raises(AnsibleFallbackNotFound):
+        options.non_empty_env_fallback("FEISHU_BASE_URL")
 
 
 def test_every_env_var_is_documented():

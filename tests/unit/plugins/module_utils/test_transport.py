@@ -1,14 +1,62 @@
 """HTTP transport: retries with bounds, Retry-After, writes never resent blindly, pacing, safe paths."""
 
+import os
+import ssl
+import threading
+import time
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import TransientError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
     RateLimiter,
     path_segment,
     retry_after_seconds,
 )
+
+
+class TlsServer:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate; `other_ca` is a CA file that does not sign it."""
+
+    def __init__(self, directory):
+        from sandbox.msgraph_auth import make_test_certificate
+
+        pem, dummy = make_test_certificate(directory)
+        os.makedirs(os.path.join(str(directory), "other"))
+        self.other_ca = os.path.join(str(directory), "other", "ca.pem")
+        with open(self.other_ca, "w") as handle:
+            handle.write(make_test_certificate(os.path.join(str(directory), "other"))[1])
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    server = TlsServer(tmp_path)
+    yield server
+    server.stop()
 
 
 class Sleeps(list):
@@ -100,12 +148,75 @@ def test_keep_alive_reuses_one_connection(scripted_server):
     assert scripted_server.connections == 1
 
 
-def test_redirects_are_not_followed(scripted_server):
+def test_redirects_are_not_followed_and_say_where_they_pointed(scripted_server):
     # A redirect could turn a PUT into a GET and make a write look done (netbox #1492).
-    scripted_server.script = [(302, {"Location": "/elsewhere"}, {})]
+    scripted_server.script = [(307, {"Location": "https://elsewhere.example/path?code=secret"}, {})]
     transport, dummy = make_transport(scripted_server)
-    assert transport.request("PUT", "/x", json_body={}).status == 302
+    with pytest.raises(ApiError) as caught:
+        transport.request("PUT", "/x", json_body={}, headers={"Authorization": "Bearer t0ken"})
+    assert "redirected" in str(caught.value) and "https://elsewhere.example/path" in str(caught.value)
+    assert "code=secret" not in str(caught.value) and caught.value.status == 307
     assert len(scripted_server.requests) == 1
+
+
+def test_a_certificate_that_does_not_verify_is_said_so_and_not_retried(scripted_server):
+    # TLS spoken to a plain HTTP server fails the handshake the same way every time.
+    transport, sleeps = make_transport(scripted_server)
+    with pytest.raises(ApiError) as caught:
+        transport.request("GET", scripted_server.url.replace("http://", "https://") + "/x")
+    assert "TLS certificate" in str(caught.value) and "validate_certs" in str(caught.value)
+    assert not isinstance(caught.value, TransientError) and sleeps == []
+
+
+def test_validate_certs_false_holds_when_a_ca_bundle_is_in_the_environment(tls_server, monkeypatch):
+    # requests would let REQUESTS_CA_BUNDLE replace a session-wide verify=False.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_server.other_ca)
+    monkeypatch.setenv("CURL_CA_BUNDLE", tls_server.other_ca)
+    transport = HttpTransport(tls_server.url, timeout=5, validate_certs=False)
+    assert transport.request("GET", "/x").status == 200
+    verifying = HttpTransport(tls_server.url, timeout=5, max_retries=0)
+    with pytest.raises(ApiError):
+        verifying.request("GET", "/x")
+
+
+@pytest.mark.parametrize("options, named", [
+    (dict(timeout=0), "timeout"), (dict(timeout=-1), "timeout"), (dict(max_retries=-3), "max_retries"),
+])
+def test_numeric_options_out_of_range_are_refused(options, named):
+    with pytest.raises(InputError) as caught:
+        HttpTransport("http://127.0.0.1:1", **options)
+    assert named in str(caught.value)
+
+
+def test_a_malformed_url_is_an_input_error_not_a_traceback():
+    transport = HttpTransport("http://127.0.0.1:1", timeout=5)
+    with pytest.raises(InputError):
+        transport.request("GET", "http://exa mple.invalid:99999/x")
+
+
+def test_retry_after_as_an_http_date_is_honoured(scripted_server):
+    when = formatdate(time.time() + 2, usegmt=True)
+    scripted_server.script = [(429, {"Retry-After": when}, {}), (200, {}, {})]
+    transport, sleeps = make_transport(scripted_server)
+    assert transport.request("GET", "/x").status == 200
+    assert 0.9 <= sleeps[0] <= 2.5
+
+
+def test_a_retry_after_beyond_the_cap_fails_clearly_instead_of_stalling(scripted_server):
+    scripted_server.script = [(429, {"Retry-After": "3600"}, {})]
+    transport, sleeps = make_transport(scripted_server)
+    with pytest.raises(TransientError) as caught:
+        transport.request("GET", "/x")
+    assert "3600 s" in str(caught.value) and "180 s" in str(caught.value)
+    assert sleeps == [] and len(scripted_server.requests) == 1
+
+
+def test_a_throttling_answer_under_http_200_is_retried_when_the_client_says_so(scripted_server):
+    scripted_server.script = [(200, {"x-ogw-ratelimit-reset": "1"}, {"code": 99991400, "msg": "request trigger frequency limit"}),
+                              (200, {}, {"code": 0, "data": {}})]
+    transport, sleeps = make_transport(scripted_server)
+    response = transport.request("GET", "/x", throttled=lambda answer: answer.json.get("code") == 99991400)
+    assert response.json == {"code": 0, "data": {}} and 1.0 <= sleeps[0] <= 1.1
 
 
 @pytest.mark.parametrize("value, expected", [

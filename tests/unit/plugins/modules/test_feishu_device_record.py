@@ -122,3 +122,12 @@ def test_ownership_only_keeps_the_status(fake_module, feishu_sandbox, feishu_cli
     (put,) = puts(feishu_sandbox)
     assert put["body"]["device_status"] == 1
     assert list(result["diff"][0]["after"]) == ["device_ownership"]
+
+
+def test_absent_with_fields_to_set_is_refused_before_any_request(fake_module, feishu_sandbox, feishu_client):
+    rid = trusted_ids(feishu_sandbox, 1)[0]
+    with pytest.raises(InputError) as caught:
+        feishu_device_record.run(fake_module(params(device_record_id=[rid], state="absent", device_status="untrusted")),
+                                 feishu_client)
+    assert "state=absent" in str(caught.value) and "device_status" in str(caught.value)
+    assert feishu_sandbox.wire.entries() == []

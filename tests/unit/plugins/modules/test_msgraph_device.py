@@ -117,3 +117,37 @@ def test_missing_ids_fail_before_any_write(fake_module, graph_sandbox, graph_cli
         msgraph_device.run(fake_module(params(id=ids, account_enabled=False)), graph_client)
     assert caught.value.problems[0]["value"] == ids[1]
     assert patches(graph_sandbox) == []
+
+
+def test_absent_with_properties_to_set_is_refused_before_any_request(fake_module, graph_sandbox, graph_client):
+    ids = windows_ids(graph_sandbox, 1)
+    with pytest.raises(InputError) as caught:
+        msgraph_device.run(fake_module(params(id=ids, state="absent", account_enabled=False)), graph_client)
+    assert "state=absent" in str(caught.value) and "accountEnabled" in str(caught.value)
+    assert graph_sandbox.wire.entries() == []
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_display_name_over_256_characters_fails_the_same_in_check_mode(fake_module, graph_sandbox, graph_client,
+                                                                         check_mode):
+    ids = windows_ids(graph_sandbox, 1)
+    with pytest.raises(InputError) as caught:
+        msgraph_device.run(fake_module(params(id=ids, new_display_name="x" * 257), check_mode=check_mode), graph_client)
+    assert "257 characters" in str(caught.value) and "(257 characters)" in str(caught.value)
+    assert graph_sandbox.wire.entries() == []
+
+
+def test_an_empty_extension_attribute_equals_a_cleared_one(fake_module, graph_sandbox, graph_client):
+    oid = windows_ids(graph_sandbox, 1)[0]
+    module = fake_module(params(id=[oid], extension_attributes={"extensionAttribute9": ""}))
+    msgraph_device.run(module, graph_client)
+    assert graph_sandbox.devices[oid]["extensionAttributes"]["extensionAttribute9"] is None
+    graph_sandbox.wire.clear()
+    result = msgraph_device.run(module, graph_client)
+    assert result["changed"] is False and patches(graph_sandbox) == []
+
+
+def test_a_long_identifier_is_cut_in_the_message(fake_module, graph_sandbox, graph_client):
+    with pytest.raises(InputError) as caught:
+        msgraph_device.run(fake_module(params(id=["7" * 10000], account_enabled=False)), graph_client)
+    assert "(10000 characters)" in str(caught.value) and len(str(caught.value)) < 300

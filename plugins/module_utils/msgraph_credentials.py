@@ -1,0 +1,274 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
+"""Where a Microsoft Graph token comes from: the national cloud, and one credential per way to sign in.
+
+Every credential has `fetch(transport) -> (access token, lifetime in seconds)`; the client reuses the
+token for its lifetime and fetches a new one on a 401. The order `auth_source: auto` tries them in is
+written in CREDENTIAL_ORDER, and in the `auth_source` option's documentation.
+
+- client secret and certificate: the OAuth2 client-credentials flow
+  (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow);
+  the certificate signs a client assertion with `cryptography` (RS256, `x5t` and `x5t#S256` headers:
+  https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials).
+- workload identity federation: the same flow, with the token a Kubernetes / OpenShift node projects into
+  AZURE_FEDERATED_TOKEN_FILE as the client assertion, read anew for every token (it rotates).
+- managed identity: the App Service form (IDENTITY_ENDPOINT + IDENTITY_HEADER) or the instance metadata
+  service (IMDS, whose host AZURE_POD_IDENTITY_AUTHORITY_HOST overrides), as azure-identity reads them
+  (https://learn.microsoft.com/en-us/entra/identity/managed-identities-azure-resources/how-to-use-vm-token).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import abc
+import base64
+import json
+import os
+import time
+import uuid
+from urllib.parse import urlparse
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
+    AuthenticationError,
+    InputError,
+    TransientError,
+    shown,
+)
+
+# Graph root and token authority per national cloud
+# (https://learn.microsoft.com/en-us/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints).
+CLOUDS = {
+    "global": ("https://graph.microsoft.com", "https://login.microsoftonline.com"),
+    "usgov": ("https://graph.microsoft.us", "https://login.microsoftonline.us"),
+    "usgovdod": ("https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
+    "china": ("https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
+}
+# The names AWX's Azure credential (AZURE_CLOUD_ENVIRONMENT), azure.azcollection and azure-identity use.
+CLOUD_ALIASES = {
+    "azurecloud": "global", "azurepubliccloud": "global", "public": "global",
+    "azureusgovernment": "usgov", "azureusgovernmentcloud": "usgov", "usgovernment": "usgov",
+    "azurechinacloud": "china",
+}
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+IMDS_HOST = "http://169.254.169.254"
+IMDS_PATH = "/metadata/identity/oauth2/token"
+AUTH_SOURCES = ("auto", "access_token", "client_secret", "certificate", "workload_identity", "managed_identity")
+
+
+def cloud_hosts(cloud):
+    """(Graph root, token authority) of a cloud named as this collection or AWX / azure.azcollection name it."""
+    name = (cloud or "global").strip().lower()
+    name = CLOUD_ALIASES.get(name, name)
+    if name not in CLOUDS:
+        accepted = sorted(CLOUDS) + ["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"]
+        raise InputError("cloud %s is not a national cloud this collection knows; use one of %s"
+                         % (shown(cloud), ", ".join(accepted)))
+    return CLOUDS[name]
+
+
+def _b64url(raw):
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class ClientCertificate:
+    """A PEM private key and certificate that sign client assertions (RS256, with x5t and x5t#S256)."""
+
+    def __init__(self, pem_path, password=None):
+        try:
+            # Imported here: only certificate credentials need it (it ships with ansible-core).
+            from cryptography import x509
+            from cryptography.hazmat.primitives import hashes, serialization
+        except ImportError:
+            raise InputError("certificate authentication needs the Python library cryptography")
+        try:
+            with open(pem_path, "rb") as handle:
+                pem = handle.read()
+        except (IOError, OSError) as exc:
+            raise InputError("cannot read client_certificate_path %s: %s" % (pem_path, exc.strerror))
+        try:
+            self.key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
+            certificate = x509.load_pem_x509_certificate(pem)
+        except (ValueError, TypeError) as exc:
+            raise InputError("client_certificate_path %s must hold a PEM private key and its certificate (%s)"
+                             % (pem_path, exc))
+        self.x5t = _b64url(certificate.fingerprint(hashes.SHA1()))
+        self.x5t_s256 = _b64url(certificate.fingerprint(hashes.SHA256()))
+        self.thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()
+
+    def assertion(self, client_id, audience, now=None):
+        """A signed JWT (RS256) that proves the app holds the certificate's key."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        now = int(now if now is not None else time.time())
+        header = {"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256}
+        claims = dict(aud=audience, iss=client_id, sub=client_id, jti=str(uuid.uuid4()), nbf=now, iat=now,
+                      exp=now + 600)
+        signing_input = "%s.%s" % (_b64url(json.dumps(header, separators=(",", ":")).encode()),
+                                   _b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return "%s.%s" % (signing_input, _b64url(signature))
+
+
+class AuthorityCredential(metaclass=abc.ABCMeta):
+    """The client-credentials flow at the tenant's token endpoint; subclasses say how the app proves itself."""
+
+    KIND = None
+
+    def __init__(self, authority_host, tenant_id, client_id, scope):
+        self.token_url = "%s/%s/oauth2/v2.0/token" % (authority_host.rstrip("/"), tenant_id)
+        self.client_id = client_id
+        self.scope = scope
+
+    @abc.abstractmethod
+    def proof(self):
+        """The form fields that prove the app's identity."""
+
+    def fetch(self, transport):
+        form = dict(client_id=self.client_id, scope=self.scope, grant_type="client_credentials")
+        form.update(self.proof())
+        response = transport.request("POST", self.token_url, data=form, idempotent=True)
+        body = response.json if isinstance(response.json, dict) else {}
+        if response.status == 200 and body.get("access_token"):
+            return body["access_token"], body.get("expires_in")
+        details = dict(method="POST", path=urlparse(self.token_url).path, status=response.status,
+                       api_code=(body.get("error_codes") or [body.get("error")])[0],
+                       request_id=body.get("trace_id") or body.get("correlation_id"))
+        # Only the first line of error_description: the rest repeats ids already in request_id.
+        reason = (body.get("error_description") or body.get("error") or "HTTP %s" % response.status).splitlines()[0]
+        if response.status == 429 or response.status >= 500:
+            raise TransientError("could not obtain a Graph token: %s" % reason, **details)
+        raise AuthenticationError("the token authority refused the %s: %s" % (self.KIND, reason), **details)
+
+
+class ClientSecretCredential(AuthorityCredential):
+    KIND = "client secret"
+
+    def __init__(self, authority_host, tenant_id, client_id, scope, secret):
+        super(ClientSecretCredential, self).__init__(authority_host, tenant_id, client_id, scope)
+        self._secret = secret
+
+    def proof(self):
+        return dict(client_secret=self._secret)
+
+
+class CertificateCredential(AuthorityCredential):
+    KIND = "client certificate"
+
+    def __init__(self, authority_host, tenant_id, client_id, scope, certificate):
+        super(CertificateCredential, self).__init__(authority_host, tenant_id, client_id, scope)
+        self.certificate = certificate
+
+    def proof(self):
+        return dict(client_assertion_type=CLIENT_ASSERTION_TYPE,
+                    client_assertion=self.certificate.assertion(self.client_id, self.token_url))
+
+
+class WorkloadIdentityCredential(AuthorityCredential):
+    KIND = "federated token"
+
+    def __init__(self, authority_host, tenant_id, client_id, scope, token_file):
+        super(WorkloadIdentityCredential, self).__init__(authority_host, tenant_id, client_id, scope)
+        self.token_file = token_file
+
+    def proof(self):
+        try:
+            with open(self.token_file) as handle:
+                assertion = handle.read().strip()
+        except (IOError, OSError) as exc:
+            raise InputError("cannot read federated_token_file %s: %s" % (self.token_file, exc.strerror))
+        if not assertion:
+            raise InputError("federated_token_file %s is empty" % self.token_file)
+        return dict(client_assertion_type=CLIENT_ASSERTION_TYPE, client_assertion=assertion)
+
+
+class ManagedIdentityCredential:
+    """A token for the identity Azure gives the machine (system-assigned, or user-assigned by client id)."""
+
+    def __init__(self, resource, client_id=None, environ=None):
+        environ = os.environ if environ is None else environ
+        self.resource = resource
+        self.client_id = client_id
+        endpoint, header = environ.get("IDENTITY_ENDPOINT"), environ.get("IDENTITY_HEADER")
+        if endpoint and header:
+            # App Service, Container Apps, Azure Arc style endpoint.
+            self.url, self.api_version = endpoint, "2019-08-01"
+            self._headers = {"X-IDENTITY-HEADER": header}
+        else:
+            host = environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_HOST
+            self.url, self.api_version = host.rstrip("/") + IMDS_PATH, "2018-02-01"
+            self._headers = {"Metadata": "true"}
+
+    def fetch(self, transport):
+        params = {"api-version": self.api_version, "resource": self.resource}
+        if self.client_id:
+            params["client_id"] = self.client_id
+        response = transport.request("GET", self.url, params=params, headers=self._headers)
+        body = response.json if isinstance(response.json, dict) else {}
+        if response.status == 200 and body.get("access_token"):
+            return body["access_token"], _lifetime(body)
+        reason = body.get("error_description") or body.get("message") or body.get("error") or "HTTP %s" % response.status
+        details = dict(method="GET", path=urlparse(self.url).path, status=response.status, api_code=body.get("error"))
+        if response.status == 429 or response.status >= 500:
+            raise TransientError("could not obtain a managed identity token: %s" % reason, **details)
+        raise AuthenticationError("the managed identity endpoint refused: %s" % str(reason).splitlines()[0], **details)
+
+
+def _lifetime(body):
+    """Seconds a managed identity token lives: `expires_in`, else `expires_on` (epoch seconds) - now."""
+    try:
+        if body.get("expires_in") not in (None, ""):
+            return int(float(body["expires_in"]))
+        return max(0, int(float(body["expires_on"])) - int(time.time()))
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+# auth_source=auto tries these in order; the first whose options are all given is used.
+CREDENTIAL_ORDER = ("client_secret", "certificate", "workload_identity", "managed_identity")
+
+
+def select_credential(params, graph_root, authority_host, environ=None):
+    """The credential the options ask for, or an InputError naming every way to supply one.
+
+    A ready access_token is handled by the client itself (it cannot be renewed), so it is not chosen here.
+    """
+    environ = os.environ if environ is None else environ
+    source = params.get("auth_source") or "auto"
+    scope = "%s/.default" % graph_root
+    tenant_id, client_id = params.get("tenant_id"), params.get("client_id")
+
+    def tenant_app(kind):
+        missing = [name for name, value in (("tenant_id", tenant_id), ("client_id", client_id)) if not value]
+        if missing:
+            raise InputError("%s needs %s (or AZURE_TENANT_ID and AZURE_CLIENT_ID)" % (kind, " and ".join(missing)))
+        return authority_host, tenant_id, client_id, scope
+
+    available = dict(
+        client_secret=bool(params.get("client_secret")),
+        certificate=bool(params.get("client_certificate_path")),
+        workload_identity=bool(params.get("federated_token_file")),
+        # Without IDENTITY_ENDPOINT, managed identity means the metadata service: only when asked for,
+        # since off Azure it does not answer.
+        managed_identity=bool(environ.get("IDENTITY_ENDPOINT") and environ.get("IDENTITY_HEADER")),
+    )
+    if source == "auto":
+        source = next((name for name in CREDENTIAL_ORDER if available[name]), None)
+    if source == "client_secret" and available["client_secret"]:
+        return ClientSecretCredential(*tenant_app("client_secret"), secret=params["client_secret"])
+    if source == "certificate" and available["certificate"]:
+        certificate = ClientCertificate(params["client_certificate_path"], params.get("client_certificate_password"))
+        return CertificateCredential(*tenant_app("client_certificate_path"), certificate=certificate)
+    if source == "workload_identity" and available["workload_identity"]:
+        return WorkloadIdentityCredential(*tenant_app("federated_token_file"), token_file=params["federated_token_file"])
+    if source == "managed_identity":
+        return ManagedIdentityCredential(graph_root, client_id=client_id, environ=environ)
+    asked = "" if params.get("auth_source") in (None, "auto") else " for auth_source=%s" % params["auth_source"]
+    raise InputError(
+        "Microsoft Graph credentials are missing%s. Set tenant_id, client_id and client_secret (or AZURE_TENANT_ID,"
+        " AZURE_CLIENT_ID and AZURE_CLIENT_SECRET / AZURE_SECRET, as AWX's Azure credential injects them), or"
+        " client_certificate_path, or federated_token_file (AZURE_FEDERATED_TOKEN_FILE, workload identity), or"
+        " auth_source=managed_identity, or access_token (MSGRAPH_ACCESS_TOKEN)" % asked)
