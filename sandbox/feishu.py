@@ -1,7 +1,13 @@
 """Emulator of the Feishu/Lark `security_and_compliance/v2/device_records` API.
 
-Follows /work/shared/specs/feishu-device-records.md: token endpoint, create/list/get/
-update/delete/mine, gateway auth errors, per-app rate limits and optimistic versions.
+The token endpoint, create/list/get/update/delete/mine, gateway auth errors, per-app rate
+limits and optimistic versions, as the Feishu Open Platform documents them:
+https://open.feishu.cn/document/security_and_compliance-v1/security_and_compliance-v2/device_record/update
+(and its siblings create, list, get, delete),
+https://open.feishu.cn/document/server-docs/authentication-management/access-token/tenant_access_token_internal,
+https://open.feishu.cn/document/server-docs/api-call-guide/generic-error-code and
+https://open.feishu.cn/document/server-docs/api-call-guide/frequency-control.
+The choices made where the documentation is silent are listed in sandbox/README.md.
 """
 
 import random
@@ -10,7 +16,8 @@ import secrets
 import time
 import uuid
 
-from sandbox.server import GENERIC_FAULT_ACTIONS, Emulator, RateLimiter, Response, json_response
+from sandbox.emulator import GENERIC_FAULT_ACTIONS, Emulator
+from sandbox.server import RateLimiter, Response, json_response
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 RECORDS_PATH = "/open-apis/security_and_compliance/v2/device_records"
@@ -207,24 +214,21 @@ def _is_enum(value, allowed):
 
 class FeishuSandbox(Emulator):
     name = "feishu"
-    fault_actions = GENERIC_FAULT_ACTIONS + ("expire_tokens", "concurrent_edit")
+    fault_actions = GENERIC_FAULT_ACTIONS + ("concurrent_edit",)
+    reset_options = ("seed", "records", "rate_limits", "rate_limit_scale")
+    ready_fields = ("app_id", "app_secret")
 
     def __init__(self, records=50, seed=1, rate_limits=True, rate_limit_scale=1.0,
                  app_id="cli_sandbox", app_secret="sandbox-secret"):
-        super().__init__()
+        super().__init__(seed=seed, data_size=records,
+                         rate_limiter=RateLimiter(RATE_LIMITS, enabled=rate_limits, scale=rate_limit_scale))
         self.app_id = app_id
         self.app_secret = app_secret
-        self.clock = time.time  # replaceable in tests to age tokens
-        self.rate_limiter = RateLimiter(RATE_LIMITS, enabled=rate_limits, scale=rate_limit_scale)
-        self.record_count = records
-        self.seed = seed
         self.records = {}
-        self._tokens = {}  # token -> {"app_id", "expires_at"}
         self._latest_token = {}  # app_id -> last issued token
-        self._issued = []  # every token ever issued, so tests can look for leaks
         self._page_tokens = {}  # opaque page_token -> last device_record_id of the previous page
         self._next_id = 1
-        self._regenerate()
+        self.regenerate()
         self._add_routes()
         self._add_control_routes()
 
@@ -252,34 +256,16 @@ class FeishuSandbox(Emulator):
             self._bump(record)
             return dict(record)
 
-    def issued_tokens(self):
-        """Every tenant_access_token issued so far, expired ones included."""
-        with self.lock:
-            return list(self._issued)
-
-    def expire_tokens(self):
-        """Invalidate every issued tenant_access_token; returns how many there were."""
-        with self.lock:
-            count = len(self._tokens)
-            self._tokens.clear()
-            self._latest_token.clear()
-            return count
-
-    def reset(self, seed=None, rate_limits=None, records=None, rate_limit_scale=None):
-        """Regenerate the records (tokens and the wire log survive); clears faults and rate windows."""
-        with self.lock:
-            if seed is not None:
-                self.seed = seed
-            if records is not None:
-                self.record_count = records
-            self._regenerate()
-        self.rate_limiter.configure(enabled=rate_limits, scale=rate_limit_scale)
-        self.faults.clear()
-
-    def ready_info(self):
-        return {self.name: self.url, "app_id": self.app_id, "app_secret": self.app_secret}
-
     # Emulator hooks
+
+    def regenerate(self):
+        self.records = generate_records(self.data_size, self.seed)
+        self._next_id = self.data_size + 1
+        self._page_tokens.clear()
+
+    def state(self):
+        records = [self.records[key] for key in sorted(self.records, key=int)]
+        return {"records": records, "count": len(records)}
 
     def fault_applies(self, rule, request):
         if rule["action"] != "concurrent_edit":
@@ -289,9 +275,7 @@ class FeishuSandbox(Emulator):
             return request.method == "PUT" and record_id in self.records
 
     def apply_fault(self, rule, request):
-        if rule["action"] == "expire_tokens":
-            self.expire_tokens()
-        elif rule["action"] == "concurrent_edit":
+        if rule["action"] == "concurrent_edit":
             with self.lock:
                 record_id = self._record_id_in(request)
                 if record_id in self.records:
@@ -360,10 +344,9 @@ class FeishuSandbox(Emulator):
         return endpoint
 
     def _authenticate(self, request, token_kind):
-        """Return (caller key, None) or (None, error response) per spec section 6."""
-        authorization = (request.header("Authorization") or "").strip()
-        bearer = re.fullmatch(r"(?i)bearer(?:\s+(.*))?", authorization)
-        token = (bearer.group(1) or "").strip() if bearer else authorization
+        """Return (caller key, None) or (None, error response). The gateway's codes are listed on
+        https://open.feishu.cn/document/server-docs/api-call-guide/generic-error-code."""
+        token = request.bearer_token(bare=True)
         if not token:
             return None, _gateway_error(NEED_TOKEN)
         if token.startswith("u-"):
@@ -374,18 +357,14 @@ class FeishuSandbox(Emulator):
             return None, _gateway_error(MALFORMED_TOKEN)
         if token_kind == "user":
             return None, _gateway_error(INVALID_TENANT_TOKEN)
-        with self.lock:
-            info = self._tokens.get(token)
-            if info is None or info["expires_at"] <= self.clock():
-                return None, _gateway_error(INVALID_TENANT_TOKEN)
-            return info["app_id"], None
+        info = self.tokens.valid(token)
+        if info is None:
+            return None, _gateway_error(INVALID_TENANT_TOKEN)
+        return info["app_id"], None
 
     def _issue_token(self, request):
-        try:
-            payload = request.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict) or not all(
+        payload = request.json_object()
+        if payload is None or not all(
             isinstance(payload.get(key), str) and payload.get(key) for key in ("app_id", "app_secret")
         ):
             return _error(TOKEN_INVALID_PARAM)
@@ -393,21 +372,18 @@ class FeishuSandbox(Emulator):
             return _error(TOKEN_BAD_SECRET)
         with self.lock:
             now = self.clock()
-            self._tokens = {token: info for token, info in self._tokens.items() if info["expires_at"] > now}
             token = self._latest_token.get(self.app_id)
-            info = self._tokens.get(token)
+            info = self.tokens.valid(token) if token else None
             if info is None or info["expires_at"] - now < TOKEN_REISSUE_BELOW:
                 # The old token stays valid until its own expiry.
                 token = "t-" + secrets.token_hex(20)
-                info = {"app_id": self.app_id, "expires_at": now + TOKEN_LIFETIME}
-                self._tokens[token] = info
+                info = self.tokens.add(token, now + TOKEN_LIFETIME, app_id=self.app_id)
                 self._latest_token[self.app_id] = token
-                self._issued.append(token)
             expire = int(info["expires_at"] - now)
         return Response(200, {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": expire})
 
     def _create(self, request):
-        payload = self._json_object(request)
+        payload = request.json_object()
         if payload is None:
             return _error(PARAM_ERROR)
         system = payload.get("device_system")
@@ -499,7 +475,7 @@ class FeishuSandbox(Emulator):
     def _update(self, request):
         record_id = self._valid_record_id(request)
         version = self._single(request.query, "version")
-        payload = self._json_object(request)
+        payload = request.json_object()
         if record_id is None or not version or payload is None:
             return _error(PARAM_ERROR)
         if not _has_ownership_and_status(payload):
@@ -533,32 +509,7 @@ class FeishuSandbox(Emulator):
     # control endpoints
 
     def _add_control_routes(self):
-        add = self.control_routes.add
-        add("GET", r"/_sandbox/state", self._control_state)
-        add("POST", r"/_sandbox/reset", self._control_reset)
-        add("POST", r"/_sandbox/records", self._control_add_record)
-        add("POST", r"/_sandbox/expire_tokens", self._control_expire_tokens)
-
-    def _control_state(self, request, payload):
-        with self.lock:
-            records = [dict(self.records[key]) for key in sorted(self.records, key=int)]
-        return json_response(200, {"records": records, "count": len(records)})
-
-    def _control_expire_tokens(self, request, payload):
-        return json_response(200, {"expired": self.expire_tokens()})
-
-    def _control_reset(self, request, payload):
-        payload = payload or {}
-        unknown = set(payload) - {"seed", "rate_limits", "records", "rate_limit_scale"}
-        if unknown:
-            raise ValueError(f"unknown reset keys: {', '.join(sorted(unknown))}")
-        self.reset(**payload)
-        return json_response(200, {
-            "seed": self.seed,
-            "records": self.record_count,
-            "rate_limits": self.rate_limiter.enabled,
-            "rate_limit_scale": self.rate_limiter.scale,
-        })
+        self.control_routes.add("POST", r"/_sandbox/records", self._control_add_record)
 
     def _control_add_record(self, request, payload):
         if not isinstance(payload, dict):
@@ -566,11 +517,6 @@ class FeishuSandbox(Emulator):
         return json_response(200, self.add_record(**payload))
 
     # helpers
-
-    def _regenerate(self):
-        self.records = generate_records(self.record_count, self.seed)
-        self._next_id = self.record_count + 1
-        self._page_tokens.clear()
 
     def _new_record_id(self):
         record_id = str(RECORD_ID_BASE + self._next_id)
@@ -612,14 +558,6 @@ class FeishuSandbox(Emulator):
         """One query value: the first if the parameter is repeated, None if absent."""
         value = query.get(name)
         return value[0] if isinstance(value, list) else value
-
-    @staticmethod
-    def _json_object(request):
-        try:
-            payload = request.json() if request.body else None
-        except ValueError:
-            return None
-        return payload if isinstance(payload, dict) else None
 
     def _parse_filters(self, query):
         """Query params -> {filter name: typed value}; None if any value is invalid. Blank = unset."""

@@ -1,5 +1,8 @@
-"""Entra ID (v2.0 endpoint) pieces of the Graph emulator: AADSTS error bodies, access tokens
-that look like JWTs, and verification of certificate client assertions (spec section 2).
+"""Entra ID (v2.0 endpoint) pieces of the Graph emulator: AADSTS error bodies
+(https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes), access tokens
+that look like JWTs, and verification of certificate client assertions
+(https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials).
+The token endpoint built from them is sandbox/msgraph_authority.py.
 
 `cryptography` is imported only when a certificate is registered or an assertion is checked,
 so the rest of the sandbox keeps running on the standard library alone.

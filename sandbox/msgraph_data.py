@@ -8,8 +8,9 @@ import random
 import string
 import uuid
 
-# v1.0 properties in the order Graph returns them (spec section 3); createdDateTime is not in
-# the schema but shows up in real responses.
+# v1.0 properties in the order Graph returns them
+# (https://learn.microsoft.com/en-us/graph/api/resources/device?view=graph-rest-1.0);
+# createdDateTime is not in the schema but shows up in real responses.
 V1_PROPERTIES = (
     "id", "deletedDateTime", "accountEnabled", "approximateLastSignInDateTime", "complianceExpirationDateTime",
     "createdDateTime", "deviceCategory", "deviceId", "deviceMetadata", "deviceOwnership", "deviceVersion",

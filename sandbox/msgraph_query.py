@@ -1,5 +1,6 @@
-"""Query options on Graph device requests (spec sections 4.1, 4.2 and 5.3): `$select`, `$filter`,
-`$orderby`, `$search`, `$expand`, `$top`, `$skiptoken`, `$count` and the advanced-query rules.
+"""Query options on Graph device requests: `$select`, `$filter`, `$orderby`, `$search`, `$expand`,
+`$top`, `$skiptoken`, `$count` (https://learn.microsoft.com/en-us/graph/query-parameters) and the
+advanced-query rules (https://learn.microsoft.com/en-us/graph/aad-advanced-queries).
 """
 
 import base64
@@ -18,7 +19,8 @@ VIEWS = ("v1.0", "beta", "user")  # "user": the beta /users/{user}/devices and /
 EXPANDABLE = ("registeredOwners", "registeredUsers")
 
 STRING, BOOLEAN, DATETIME = "Edm.String", "Edm.Boolean", "Edm.DateTimeOffset"
-# $filter support per property, from the spec's section 3 table. "eq null" is its own operator.
+# $filter support per property, from the property table of
+# https://learn.microsoft.com/en-us/graph/api/resources/device?view=graph-rest-1.0. "eq null" is its own operator.
 FILTERABLE = {
     "id": (STRING, {"eq", "ne", "not", "in"}),
     "accountEnabled": (BOOLEAN, {"eq", "ne", "not", "in"}),

@@ -1,9 +1,9 @@
-"""Generic machinery shared by the API emulators.
-
-An emulator subclasses `Emulator`, registers its routes and gets for free: a threaded
-keep-alive HTTP server on 127.0.0.1, a wire log of every API request, run-time fault
-injection, a sliding-window rate limiter and the `/_sandbox/` control endpoints.
+"""Generic machinery shared by the API emulators: a threaded keep-alive HTTP server on
+127.0.0.1, requests and responses, a router, a wire log of every API request, run-time fault
+rules and a sliding-window rate limiter. The `Emulator` base class that puts them together is
+in sandbox/emulator.py.
 """
+
 
 import collections
 import copy
@@ -18,16 +18,10 @@ import struct
 import sys
 import threading
 import time
-import traceback
 import urllib.parse
 from dataclasses import dataclass, field
 
-CONTROL_PREFIX = "/_sandbox/"
-
-# Fault actions every emulator understands; subclasses add their own in `fault_actions`.
-GENERIC_FAULT_ACTIONS = ("status", "reset", "reset_after_apply", "latency")
 RULE_KEYS = ("id", "action", "match", "times", "skip")
-ABORTING_FAULTS = ("reset", "reset_after_apply")  # the connection is dropped instead of answered
 
 
 def split_target(target):
@@ -69,6 +63,23 @@ class Request:
     def json(self):
         """The body parsed as JSON; raises ValueError when it is not valid JSON."""
         return json.loads(self.body.decode("utf-8"))
+
+    def json_object(self):
+        """The body parsed as a JSON object; None when it is empty, not JSON or not an object."""
+        try:
+            payload = self.json()
+        except ValueError:  # UnicodeDecodeError included
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def bearer_token(self, bare=False):
+        """The token of an `Authorization: Bearer <token>` header; "" when there is none. With `bare`,
+        a header without the Bearer scheme is taken as the token itself."""
+        authorization = (self.header("Authorization") or "").strip()
+        bearer = re.fullmatch(r"(?i)bearer(?:\s+(.*))?", authorization)
+        if bearer:
+            return (bearer.group(1) or "").strip()
+        return authorization if bare else ""
 
     def body_for_log(self):
         if not self.body:
@@ -494,170 +505,3 @@ class SandboxHTTPServer(http.server.ThreadingHTTPServer):
         self.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-class Emulator:
-    """Base class of one emulated API.
-
-    The request pipeline (`process`) is: `/_sandbox/` control calls are answered directly;
-    otherwise a fault rule may fire, then the request is routed and answered, and the
-    exchange is appended to the wire log. Subclasses register routes on `self.routes`
-    and `self.control_routes` and override the hooks below.
-    """
-
-    name = "emulator"
-    fault_actions = GENERIC_FAULT_ACTIONS
-    fault_match_keys = ()  # extra keys a rule's `match` may hold, checked in `fault_applies`
-
-    def __init__(self):
-        self.lock = threading.RLock()
-        self.wire = WireLog()
-        self.faults = FaultPlan(self.fault_actions, self.fault_match_keys)
-        self.routes = Router()
-        self.control_routes = Router()
-        self.server = None
-        self._add_generic_control_routes()
-
-    # lifecycle
-
-    def start(self, port=0, host="127.0.0.1", verbose=False):
-        if self.server is None:
-            self.server = SandboxHTTPServer(self, host, port, verbose).start()
-        return self
-
-    def stop(self):
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
-    @property
-    def url(self):
-        return self.server.url if self.server else None
-
-    @property
-    def connection_count(self):
-        """TCP connections accepted since start (keep-alive reuses one)."""
-        return self.server.connection_count if self.server else 0
-
-    def ready_info(self):
-        """What `python -m sandbox` prints once this emulator listens."""
-        return {self.name: self.url}
-
-    # pipeline
-
-    def process(self, request):
-        """Answer one request. Returns (response or None, abort connection?)."""
-        if request.path.startswith(CONTROL_PREFIX):
-            return self._handle_control(request), False
-        response, fault = self.run(request)
-        return response, fault in ABORTING_FAULTS or request.abort
-
-    def run(self, request):
-        """Fault, route, answer and log one API request; also used for requests nested in
-        another one (e.g. the parts of a batch). Returns (response or None, fault action)."""
-        rule = self.faults.take(request, self.fault_applies)
-        fault = rule["action"] if rule else None
-        response = None
-        try:
-            if fault == "latency":
-                time.sleep(float(rule.get("seconds", 1)))
-            elif fault not in (None,) + GENERIC_FAULT_ACTIONS:
-                self.apply_fault(rule, request)
-            if fault == "status":
-                response = self.fault_status_response(rule, request)
-            elif fault != "reset":
-                response = self.handle(request)
-        except Exception as exc:  # an emulator bug must still produce an answer
-            if self.server is not None and self.server.verbose:
-                traceback.print_exc()
-            response = self.internal_error(request, exc)
-        if request.abort:
-            response = None  # a nested request dropped the connection: nothing was answered
-        if response is not None:
-            self.finish_response(request, response)
-        self.wire.append(
-            request,
-            status=response.status if response else None,
-            api_code=self.api_code(response) if response else None,
-            fault=fault,
-            extra=self.wire_fields(request),
-        )
-        return response, fault
-
-    def handle(self, request):
-        route, params = self.routes.match(request.method, request.path)
-        if route is None:
-            return self.not_found(request)
-        request.params = params
-        return route.handler(request)
-
-    # hooks for subclasses
-
-    def not_found(self, request):
-        return Response(404, "404 page not found")
-
-    def fault_applies(self, rule, request):
-        """Whether a rule whose match fits may fire for this request."""
-        return True
-
-    def apply_fault(self, rule, request):
-        """Run an emulator-specific fault action before the request is handled."""
-        raise ValueError("this emulator has no fault action %r" % rule["action"])
-
-    def fault_status_response(self, rule, request):
-        return Response(rule["status"], rule.get("body", http.HTTPStatus(rule["status"]).phrase))
-
-    def finish_response(self, request, response):
-        """Last touch on every API response (e.g. request-id headers)."""
-
-    def api_code(self, response):
-        return None
-
-    def wire_fields(self, request):
-        """Extra fields for this request's wire log entry."""
-        return None
-
-    def internal_error(self, request, exc):
-        return Response(500, f"internal error: {exc}")
-
-    # control endpoints
-
-    def _handle_control(self, request):
-        route, params = self.control_routes.match(request.method, request.path)
-        if route is None:
-            return json_response(404, {"error": f"no control endpoint {request.method} {request.path}"})
-        request.params = params
-        try:
-            payload = request.json() if request.body else None
-        except ValueError:
-            return json_response(400, {"error": "body must be JSON"})
-        try:
-            return route.handler(request, payload)
-        except (ValueError, TypeError) as exc:
-            return json_response(400, {"error": str(exc)})
-
-    def _add_generic_control_routes(self):
-        add = self.control_routes.add
-        add("GET", r"/_sandbox/wire", self._control_get_wire)
-        add("DELETE", r"/_sandbox/wire", lambda request, payload: json_response(200, {"cleared": self.wire.clear()}))
-        add("GET", r"/_sandbox/faults", lambda request, payload: json_response(200, {"faults": self.faults.rules()}))
-        add("POST", r"/_sandbox/faults", self._control_add_faults)
-        add("DELETE", r"/_sandbox/faults", self._control_clear_faults)
-
-    def _control_get_wire(self, request, payload):
-        since = int(request.query.get("since") or 0)
-        entries = self.wire.entries(since=since)
-        last_seq = entries[-1]["seq"] if entries else since
-        return json_response(200, {"entries": entries, "last_seq": last_seq})
-
-    def _control_add_faults(self, request, payload):
-        return json_response(200, {"faults": self.faults.add_many(payload)})
-
-    def _control_clear_faults(self, request, payload):
-        return json_response(200, {"cleared": self.faults.clear()})

@@ -629,7 +629,7 @@ def test_delete_then_delete_again(sb, graph):
     assert graph.get(f"/v1.0/devices/{device['id']}").status_code == 404
 
 
-# beta: /users/{id|upn}/devices and /me/devices (seed 002)
+# beta: /users/{id|upn}/devices and /me/devices (the "Update devices" draft page, see sandbox/README.md)
 
 
 def owner_with_devices(sb, minimum=1):
@@ -672,7 +672,7 @@ def test_beta_user_device_patch_returns_200_with_the_object(sb, graph):
     assert sb.devices[device_id]["status"] == "Online"
     read_only = graph.patch(f"/beta/users/{user['id']}/devices/{device_id}", {"trustType": "AzureAd"})
     assert error_of(read_only) == (400, "Request_BadRequest")
-    # seed 002 patches the collection itself: the body's id names the device
+    # the draft page patches the collection itself: the body's id names the device
     collection = graph.patch(f"/beta/users/{user['id']}/devices", {"id": device_id, "platform": "Windows"})
     assert collection.status_code == 200 and collection.json()["platform"] == "Windows"
 
