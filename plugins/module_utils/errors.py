@@ -113,3 +113,13 @@ class TransientError(ApiError):
     def __init__(self, message, maybe_applied=False, **kwargs):
         super(TransientError, self).__init__(message, **kwargs)
         self.maybe_applied = maybe_applied
+
+
+class UncertainWrite(TransientError):
+    """A write whose answer was lost and that did not show within the settle time: it may still land.
+
+    Reported as its own outcome ("uncertain"), neither changed nor an ordinary failure.
+    """
+
+    def __init__(self, message, **kwargs):
+        super(UncertainWrite, self).__init__(message, maybe_applied=True, **kwargs)

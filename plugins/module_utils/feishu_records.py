@@ -27,6 +27,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client i
     check_device_record_id,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import Change, changes_from
+from ansible_collections.fleetguard.devices.plugins.module_utils.settle import give_up, settle
 
 # Enum names <-> the integers on the wire.
 DEVICE_STATUS = {"unknown": 0, "trusted": 1, "untrusted": 2}
@@ -209,14 +210,27 @@ class FeishuDeviceRecords:
         return record
 
     def _remove_one(self, current, check_mode):
-        """Already gone is not a change; a lost answer is settled by a re-read."""
+        """Already gone is not a change. A DELETE carries no version, so one whose answer was lost is settled
+        by re-reads before it is sent again (settle.py)."""
         record_id = current["device_record_id"]
         if check_mode:
             return Change(current, {}, changed=True)
-        try:
-            deleted = self.client.delete_record(record_id)
-        except ApiError as exc:
-            if not exc.maybe_applied or self.client.get_record(record_id) is not None:
-                raise
-            deleted = True
-        return Change(current, {}, changed=deleted)
+        for dummy in range(MAX_WRITE_ATTEMPTS):
+            try:
+                return Change(current, {}, changed=self.client.delete_record(record_id))
+            except ApiError as exc:
+                if not exc.maybe_applied:
+                    raise
+                last_error = exc
+            if last_error.status is None:
+                # No answer at all: the DELETE may still be on its way.
+                fresh, never_showed = settle(self._read, [record_id], lambda record: record is None,
+                                             self.client.transport)
+            else:
+                fresh, never_showed = self._read([record_id]), []
+            if fresh[record_id] is None:
+                return Change(current, {}, changed=True)
+        raise give_up(last_error, bool(never_showed), MAX_WRITE_ATTEMPTS)
+
+    def _read(self, record_ids):
+        return dict((record_id, self.client.get_record(record_id)) for record_id in record_ids)

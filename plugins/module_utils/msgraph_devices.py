@@ -20,8 +20,14 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.comparison impo
     changed_fields,
     managed_view,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, NotFoundError, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
+    ApiError,
+    InputError,
+    NotFoundError,
+    shown,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import Change
+from ansible_collections.fleetguard.devices.plugins.module_utils.settle import give_up, settle
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import path_segment
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -309,35 +315,38 @@ class GraphDevices:
             requests = [dict(id=str(n + 1), method="PATCH", url=self.address.by_id(device["id"]), body=delta)
                         for n, (device, delta) in enumerate(pending)]
             answers = self.client.batch(requests)
-            unsure = []
+            unsure, lost = [], []
             for request, (device, delta) in zip(requests, pending):
                 answer = answers[request["id"]]
                 if answer.error is None:
                     body = answer.body
                     landed[device["id"]] = device_view(body) if isinstance(body, dict) and body.get("id") else None
                 elif answer.error.maybe_applied:
-                    unsure.append(device["id"])
+                    (lost if answer.status is None else unsure).append(device["id"])
                     last_error[device["id"]] = answer.error
                 else:
                     outcome[device["id"]] = Change(device, error=answer.error)
-            pending = []
+
+            def shows(device):
+                return device is None or not changed_fields(device, desired, graph_fold)
+
             # The answers were lost or ambiguous: read again, and write only what did not land.
-            for object_id, fresh in (self.read(unsure).items() if unsure else []):
-                if fresh is None:
+            fresh, unsettled = self.settle(unsure, lost, shows)
+            pending = []
+            for object_id, device in fresh.items():
+                if device is None:
                     outcome[object_id] = Change(first_seen[object_id], error=NotFoundError(
                         "the device was deleted while this task was updating it", method="PATCH",
                         path=self.address.by_id(object_id)))
-                elif changed_fields(fresh, desired, graph_fold):
-                    pending.append((fresh, changed_fields(fresh, desired, graph_fold)))
+                elif shows(device):
+                    landed[object_id] = device
                 else:
-                    landed[object_id] = fresh
+                    pending.append((device, changed_fields(device, desired, graph_fold)))
             if not pending:
                 break
         for device, dummy in pending:
-            error = last_error[device["id"]]
-            error.message = "gave up after %d attempts, each re-read showed the write had not landed: %s" % (
-                MAX_WRITE_ATTEMPTS, error.message)
-            outcome[device["id"]] = Change(first_seen[device["id"]], error=error)
+            outcome[device["id"]] = Change(first_seen[device["id"]], error=give_up(
+                last_error[device["id"]], device["id"] in unsettled, MAX_WRITE_ATTEMPTS))
 
         # A 204 carries no device: read back what is there now (in batches, cheap beside the writes).
         unread = [object_id for object_id, device in landed.items() if device is None]
@@ -349,31 +358,47 @@ class GraphDevices:
         return outcome
 
     def remove(self, devices, check_mode=False):
-        """DELETE devices in batches. Already gone is not a change; a lost answer is settled by a re-read."""
+        """DELETE devices in batches. Already gone is not a change; a lost answer is settled by re-reads."""
         if check_mode:
             return dict((d["id"], Change(d, {}, changed=True)) for d in devices)
         outcome = {}
-        pending = list(devices)
+        by_id = dict((d["id"], d) for d in devices)
+        pending, last_error, unsettled = list(devices), {}, []
         for dummy_round in range(MAX_WRITE_ATTEMPTS):
             requests = [dict(id=str(n + 1), method="DELETE", url=self.address.by_id(d["id"]))
                         for n, d in enumerate(pending)]
             answers = self.client.batch(requests)
-            unsure = []
+            unsure, lost = [], []
             for request, device in zip(requests, pending):
                 answer = answers[request["id"]]
                 if answer.error is None or answer.status == 404:
                     outcome[device["id"]] = Change(device, {}, changed=answer.status != 404)
+                elif answer.error.maybe_applied:
+                    (lost if answer.status is None else unsure).append(device["id"])
+                    last_error[device["id"]] = answer.error
                 else:
                     outcome[device["id"]] = Change(device, error=answer.error)
-                    if answer.error.maybe_applied:
-                        unsure.append(device)
-            fresh = self.read([d["id"] for d in unsure]) if unsure else {}
+            fresh, unsettled = self.settle(unsure, lost, lambda device: device is None)
             pending = []
-            for device in unsure:
-                if fresh[device["id"]] is None:
-                    outcome[device["id"]] = Change(device, {}, changed=True)
+            for object_id, device in fresh.items():
+                if device is None:
+                    outcome[object_id] = Change(by_id[object_id], {}, changed=True)
                 else:
-                    pending.append(device)
+                    pending.append(by_id[object_id])
             if not pending:
                 break
+        for device in pending:
+            error = give_up(last_error[device["id"]], device["id"] in unsettled, MAX_WRITE_ATTEMPTS)
+            outcome[device["id"]] = Change(device, error=error)
         return outcome
+
+    def settle(self, unsure, lost, shows):
+        """Fresh reads of devices whose write may have landed: ({id: device or None}, [ids still unsettled]).
+
+        A write answered with a 5xx is over: one read tells. One whose answer was lost may still be on its
+        way: settle.settle reads it until it shows or its deadline passes.
+        """
+        fresh = self.read(unsure) if unsure else {}
+        settled, unsettled = settle(self.read, lost, shows, self.client.transport)
+        fresh.update(settled)
+        return fresh, unsettled

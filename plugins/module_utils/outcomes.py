@@ -12,10 +12,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import UncertainWrite
+
 CHANGED = "changed"
 UNCHANGED = "unchanged"
 FAILED = "failed"
 NOT_ATTEMPTED = "not_attempted"
+UNCERTAIN = "uncertain"
+UNFINISHED = (FAILED, NOT_ATTEMPTED, UNCERTAIN)
 
 
 class Change:
@@ -65,7 +69,8 @@ def report(values, matches, changes, directory, objects_key, changed_key, diff_o
             outcome.update(outcome=NOT_ATTEMPTED, reason="not attempted: a fatal error on another device stopped the run")
             objects.append(change.before)
         elif change.error is not None:
-            outcome.update(outcome=FAILED, reason=str(change.error))
+            outcome.update(outcome=UNCERTAIN if isinstance(change.error, UncertainWrite) else FAILED,
+                           reason=str(change.error))
             objects.append(change.before)
         else:
             outcome["outcome"] = CHANGED if change.changed else UNCHANGED
@@ -75,7 +80,7 @@ def report(values, matches, changes, directory, objects_key, changed_key, diff_o
                 if diff_of is not None:
                     diffs.append(diff_of(change))
         outcomes.append(outcome)
-    failed = any(o["outcome"] in (FAILED, NOT_ATTEMPTED) for o in outcomes)
+    failed = any(o["outcome"] in UNFINISHED for o in outcomes)
     result = {"failed": failed, "changed": bool(changed_ids), objects_key: objects, changed_key: changed_ids,
               "outcomes": outcomes, "summary": outcome_summary(outcomes)}
     if diff_of is not None:
@@ -86,8 +91,8 @@ def report(values, matches, changes, directory, objects_key, changed_key, diff_o
 
 
 def outcome_summary(outcomes):
-    """Counts by outcome, e.g. {"changed": 3, "unchanged": 45, "failed": 2, "not_attempted": 0}."""
-    counts = dict((name, 0) for name in (CHANGED, UNCHANGED, FAILED, NOT_ATTEMPTED))
+    """Counts by outcome, e.g. {"changed": 3, "unchanged": 45, "failed": 2, "not_attempted": 0, "uncertain": 0}."""
+    counts = dict((name, 0) for name in (CHANGED, UNCHANGED) + UNFINISHED)
     for outcome in outcomes:
         counts[outcome["outcome"]] += 1
     return counts
@@ -96,10 +101,10 @@ def outcome_summary(outcomes):
 def failure_message(outcomes, noun):
     """One line naming every device that did not finish, for fail_json's msg."""
     counts = outcome_summary(outcomes)
-    unfinished = [o for o in outcomes if o["outcome"] in (FAILED, NOT_ATTEMPTED)]
+    unfinished = [o for o in outcomes if o["outcome"] in UNFINISHED]
     details = "; ".join(
         "%s: %s" % (o["identifier"], o.get("reason") or o["outcome"]) for o in unfinished
     )
-    return "%d of %d %s did not reach the desired state (%d changed, %d unchanged, %d failed, %d not attempted): %s" % (
-        len(unfinished), len(outcomes), noun, counts[CHANGED], counts[UNCHANGED], counts[FAILED],
-        counts[NOT_ATTEMPTED], details)
+    return ("%d of %d %s did not reach the desired state (%d changed, %d unchanged, %d failed, %d not attempted,"
+            " %d uncertain): %s" % (len(unfinished), len(outcomes), noun, counts[CHANGED], counts[UNCHANGED],
+                                    counts[FAILED], counts[NOT_ATTEMPTED], counts[UNCERTAIN], details))

@@ -165,16 +165,16 @@ outcomes:
       description: What happened.
       type: str
       sample: changed
-      choices: [changed, unchanged, failed, not_attempted]
+      choices: [changed, unchanged, failed, not_attempted, uncertain]
     reason:
       description: Why it failed or was not attempted (HTTP status, Feishu code and log id where known).
       type: str
-      returned: when outcome is failed or not_attempted
+      returned: when outcome is failed, not_attempted or uncertain
 summary:
   description: Counts of RV(outcomes) by outcome.
   returned: always
   type: dict
-  sample: {changed: 2, unchanged: 48, failed: 0, not_attempted: 0}
+  sample: {changed: 2, unchanged: 48, failed: 0, not_attempted: 0, uncertain: 0}
 """
 
 from ansible.module_utils.basic import AnsibleModule

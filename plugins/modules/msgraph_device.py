@@ -25,7 +25,9 @@ description:
   - Reads and writes of many devices go through JSON batching (C(POST /$batch), 20 requests per call). A
     throttled request inside a batch is retried after its own C(Retry-After).
   - Transient faults (HTTP 429, 5xx, connection resets, timeouts, an expired token) are retried with bounds.
-    A write whose answer was lost is re-read before it is retried, so no change is written twice. When some
+    A write whose answer was lost is re-read until it shows, for up to three times O(timeout) (at least 30
+    seconds), before it is sent again: Graph has no version to refuse a late write, so one sent again too early
+    could land twice. A device whose last write never showed is reported V(uncertain) in RV(outcomes). When some
     devices still fail, the task fails and RV(outcomes) names every device's outcome; devices that succeeded
     stay done and a second run finishes the rest.
   - Graph lets application (app-only) callers change only C(extensionAttributes) of devices whose operating
@@ -194,16 +196,16 @@ outcomes:
     outcome:
       description: What happened.
       type: str
-      choices: [changed, unchanged, failed, not_attempted]
+      choices: [changed, unchanged, failed, not_attempted, uncertain]
     reason:
       description: Why it failed (HTTP status, Graph error code and request id where known).
       type: str
-      returned: when outcome is failed or not_attempted
+      returned: when outcome is failed, not_attempted or uncertain
 summary:
   description: Counts of RV(outcomes) by outcome.
   returned: always
   type: dict
-  sample: {changed: 2, unchanged: 98, failed: 0, not_attempted: 0}
+  sample: {changed: 2, unchanged: 98, failed: 0, not_attempted: 0, uncertain: 0}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -171,7 +171,8 @@ def test_the_servers_own_write_throttling_is_respected(graph, playbook):
 def test_lost_or_failed_writes_are_reread_and_never_written_twice(graph, playbook, fault):
     ids = [d["id"] for d in windows(graph, 4, accountEnabled=True)]
     graph.faults.add(match={"method": "PATCH", "batch_item": True}, times=1, **fault)
-    run = playbook(device_task({"id": ids}, account_enabled=False))
+    # A lost answer is settled by reads for max(30 s, 3 x timeout) before a resend: keep that to 30 s here.
+    run = playbook(device_task({"id": ids}, account_enabled=False, timeout=5))
     assert run.returncode == 0, run.stdout
     assert run.task(TASK)["result"]["changed_devices"] == ids
     patched = [e["path"].rsplit("/", 1)[-1] for e in applied_patches(graph)]

@@ -61,7 +61,7 @@ def test_a_partly_failed_run_names_every_outcome_and_a_second_run_finishes(fake_
     assert [o["outcome"] for o in result["outcomes"]] == ["changed", "changed", "failed", "changed"]
     assert "HTTP 500" in result["outcomes"][2]["reason"]
     assert ids[2] in result["msg"] and "1 of 4 device records" in result["msg"]
-    assert result["summary"] == {"changed": 3, "unchanged": 0, "failed": 1, "not_attempted": 0}
+    assert result["summary"] == {"changed": 3, "unchanged": 0, "failed": 1, "not_attempted": 0, "uncertain": 0}
     # Each 500 was followed by a re-read before the next try: no blind resend.
     calls = [(e["method"]) for e in feishu_sandbox.wire.entries(path_regex=broken)]
     assert calls[-6:] == ["PUT", "GET", "PUT", "GET", "PUT", "GET"]
@@ -131,3 +131,24 @@ def test_absent_with_fields_to_set_is_refused_before_any_request(fake_module, fe
                                  feishu_client)
     assert "state=absent" in str(caught.value) and "device_status" in str(caught.value)
     assert feishu_sandbox.wire.entries() == []
+
+
+def test_a_delete_whose_answer_was_lost_is_settled_by_reads_not_sent_again(fake_module, feishu_sandbox, feishu_client):
+    rid = trusted_ids(feishu_sandbox, 1)[0]
+    feishu_sandbox.faults.add(action="reset_after_apply", match={"method": "DELETE"}, times=1)
+    result = feishu_device_record.run(fake_module(params(device_record_id=[rid], state="absent")), feishu_client)
+    assert result["outcomes"][0]["outcome"] == "changed" and rid not in feishu_sandbox.records
+    assert len(feishu_sandbox.wire.entries(method="DELETE")) == 1
+
+
+def test_a_delete_that_never_shows_ends_uncertain(fake_module, feishu_sandbox, feishu_client, monkeypatch):
+    from ansible_collections.fleetguard.devices.plugins.module_utils import settle
+
+    monkeypatch.setattr(settle, "SETTLE_MIN", 0.3)
+    monkeypatch.setattr(settle, "SETTLE_TIMEOUTS", 0)
+    monkeypatch.setattr(settle, "SETTLE_POLL", 0.1)
+    rid = trusted_ids(feishu_sandbox, 1)[0]
+    feishu_sandbox.faults.add(action="reset", match={"method": "DELETE"}, times=3)
+    result = feishu_device_record.run(fake_module(params(device_record_id=[rid], state="absent")), feishu_client)
+    assert result["failed"] and result["outcomes"][0]["outcome"] == "uncertain"
+    assert len(feishu_sandbox.wire.entries(method="DELETE")) == 3 and rid in feishu_sandbox.records

@@ -151,3 +151,45 @@ def test_a_long_identifier_is_cut_in_the_message(fake_module, graph_sandbox, gra
     with pytest.raises(InputError) as caught:
         msgraph_device.run(fake_module(params(id=["7" * 10000], account_enabled=False)), graph_client)
     assert "(10000 characters)" in str(caught.value) and len(str(caught.value)) < 300
+
+
+def slow_client(sandbox, timeout):
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import ClientSecretCredential
+    from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+
+    credential = ClientSecretCredential(sandbox.url, sandbox.tenant_id, sandbox.client_id, sandbox.url + "/.default",
+                                        secret=sandbox.client_secret)
+    return GraphClient(HttpTransport(timeout=timeout, max_retries=3, backoff_base=0.001), sandbox.url,
+                       credential=credential)
+
+
+def test_a_write_answered_after_the_timeout_is_settled_by_reads_not_sent_again(fake_module, graph_sandbox):
+    # The server applies the PATCH 1.5 s after the client stopped waiting: resending at once would write it twice.
+    oid = windows_ids(graph_sandbox, 1, accountEnabled=True)[0]
+    graph_sandbox.faults.add(action="latency", seconds=1.5, match={"method": "POST", "path_regex": r"\$batch$"},
+                             skip=1, times=1)
+    result = msgraph_device.run(fake_module(params(id=[oid], account_enabled=False)), slow_client(graph_sandbox, 0.5))
+    assert not result["failed"] and result["outcomes"][0]["outcome"] == "changed"
+    assert len(patches(graph_sandbox)) == 1
+    assert graph_sandbox.devices[oid]["accountEnabled"] is False
+
+
+def test_a_write_that_never_shows_is_resent_only_after_settling_then_reported_uncertain(
+        fake_module, graph_sandbox, monkeypatch):
+    from ansible_collections.fleetguard.devices.plugins.module_utils import settle
+
+    monkeypatch.setattr(settle, "SETTLE_MIN", 0.6)
+    monkeypatch.setattr(settle, "SETTLE_TIMEOUTS", 0)
+    monkeypatch.setattr(settle, "SETTLE_POLL", 0.2)
+    oid = windows_ids(graph_sandbox, 1, accountEnabled=True)[0]
+    # Each PATCH drops the connection before it is applied: every answer is lost, no write ever shows.
+    graph_sandbox.faults.add(action="reset", match={"method": "PATCH"}, times=3)
+    result = msgraph_device.run(fake_module(params(id=[oid], account_enabled=False)), slow_client(graph_sandbox, 0.2))
+    assert result["failed"] and result["outcomes"][0]["outcome"] == "uncertain"
+    assert result["summary"]["uncertain"] == 1 and "may still land" in result["outcomes"][0]["reason"]
+    assert "client-request-id" in result["outcomes"][0]["reason"]
+    calls = [e["method"] for e in graph_sandbox.wire.entries(path_regex=oid)]
+    # Between two PATCHes, reads for the settle time (0.6 s polled every 0.2 s), never a PATCH right after a loss.
+    gaps = [len(run) for run in "".join("P" if m == "PATCH" else "G" for m in calls).split("P")[1:-1]]
+    assert calls.count("PATCH") == 3 and all(gap >= 3 for gap in gaps)
