@@ -74,6 +74,18 @@ options:
     - certificate
     - workload_identity
     - managed_identity
+  tenant_size:
+    description:
+    - 'Size of the tenant, which sets Graph''s read quota per app and tenant: V(small) (under 50 users, 3,500 resource
+      units per 10 seconds), V(medium) (50 to 500 users, 5,000), V(large) (over 500 users, 8,000).'
+    - Reads are paced inside that quota; the default is the smallest, which is safe for every tenant.
+    - If not set, the value of the environment variable E(MSGRAPH_TENANT_SIZE) is used.
+    type: str
+    default: small
+    choices:
+    - small
+    - medium
+    - large
   cloud:
     description:
     - 'National cloud: V(global) (graph.microsoft.com), V(usgov) (GCC High, graph.microsoft.us), V(usgovdod) (DoD,

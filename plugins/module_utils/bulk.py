@@ -4,7 +4,7 @@
 # FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """Running one piece of work per item on a few threads, results in input order.
 
-A few worker threads keep requests in flight while the clients' rate limiters keep the pace under
+A few worker threads keep requests in flight while the clients' quotas keep the pace under
 the API's limit: against a real tenant one request takes longer than the limit's spacing, so a
 single thread would leave most of the allowed rate unused. Results come back in input order.
 A fatal error (credentials gone) stops new work; what never started is reported "not attempted".

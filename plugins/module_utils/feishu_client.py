@@ -6,7 +6,7 @@
 
 Auth: a tenant_access_token from app_id/app_secret, reused for its lifetime and refreshed once when
 the API answers 99991663/99991664/99991671. Envelope: `{code, msg, data}`, where a non-zero code is an
-error even under HTTP 200. Each endpoint has its own rate limiter at its published limit.
+error even under HTTP 200. Each endpoint has its own quota at its published limit (quota.py), per app and tenant.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import re
 import time
+from urllib.parse import urlparse
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
@@ -24,6 +25,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     TransientError,
     shown,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
@@ -34,8 +36,10 @@ TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 RECORDS_PATH = "/open-apis/security_and_compliance/v2/device_records"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
-# Published limits per API x app x tenant (requests per second).
+# Published limits per API x app x tenant: requests per QUOTA_WINDOW seconds
+# (https://open.feishu.cn/document/server-docs/api-call-guide/frequency-control).
 RATE_LIMITS = dict(get=50, list=10, create=10, update=10, delete=10)
+QUOTA_WINDOW = 1.0
 MAX_PAGE_SIZE = 100
 
 # Token answers that mean "fetch a new tenant_access_token and try once more" (as the Go SDK does).
@@ -77,7 +81,12 @@ class FeishuClient:
         can_fetch = bool(app_id and app_secret)
         self.tokens = TokenCache(fetch=self._fetch_token if can_fetch else None,
                                  static_token=None if can_fetch else tenant_access_token, clock=clock)
-        self.limiters = dict((op, transport.limiter(rate)) for op, rate in RATE_LIMITS.items())
+        # One window per endpoint, shared with every process of this controller that uses the same app;
+        # a ready token stands for an app nobody named, so it is its own scope (hashed: never on disk).
+        app = app_id or scope_key("token", tenant_access_token)
+        host = urlparse(transport.base_url or "").netloc
+        self.quotas = dict((op, transport.quota(limit, QUOTA_WINDOW, key=scope_key("feishu", host, app, op)))
+                           for op, limit in RATE_LIMITS.items())
 
     @classmethod
     def from_params(cls, params):
@@ -110,7 +119,7 @@ class FeishuClient:
             if body is not None:
                 headers["Content-Type"] = JSON_CONTENT_TYPE
             return self.transport.request(method, path, params=params, json_body=body, headers=headers,
-                                          limiter=self.limiters.get(op), throttled=_throttled)
+                                          quota=self.quotas.get(op), throttled=_throttled)
 
         response = self.tokens.send(request, rejected=lambda answer: _envelope(answer).get("code") in TOKEN_REFRESH_CODES)
         envelope = _envelope(response)
@@ -163,8 +172,7 @@ class FeishuClient:
         params["page_size"] = page_size
         while True:
             records, token = self.list_page(params)
-            for record in records:
-                yield record
+            yield from records
             if not token:
                 return
             params["page_token"] = token

@@ -20,7 +20,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.comparison impo
     changed_fields,
     managed_view,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, NotFoundError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, FleetguardError, NotFoundError
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import (
     MAX_PAGE_SIZE,
     RATE_LIMITS,
@@ -192,7 +192,11 @@ class FeishuDeviceRecords:
                     # Our write landed; its answer was lost.
                     return Change(first_seen, current, changed=True)
                 continue
-            after = self.client.get_record(record_id)
+            try:
+                after = self.client.get_record(record_id)
+            except FleetguardError:
+                # The write was acknowledged: a read-back that fails does not undo it.
+                after = None
             return Change(first_seen, after if after is not None else predicted, changed=True)
         if last_transient is not None:
             last_transient.message = "gave up after %d attempts, each re-read showed it had not landed: %s" % (

@@ -33,6 +33,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credent
     cloud_hosts,
     select_credential,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
@@ -41,12 +42,12 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.transport impor
 
 API_VERSIONS = ("v1.0", "beta")
 BATCH_LIMIT = 20
-# Device writes are limited to 3,000 per 150 s per app and tenant, and to 25 per 10 s per user for
-# delegated callers (Graph throttling limits for identity and access). Reads cost resource units from
-# a much larger budget; the read pace only keeps a huge run from spending it all at once.
-WRITE_RATE_APP = 3000.0 / 150
-WRITE_RATE_USER = 25.0 / 10
-READ_RATE = 300.0
+# Device writes: 3,000 per 150 s per app and tenant, 25 per 10 s per user (delegated). Reads: resource
+# units per 10 s per app and tenant, by tenant size; a device read with $select costs 1
+# (https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits).
+WRITE_QUOTA_APP = (3000, 150.0)
+WRITE_QUOTA_USER = (25, 10.0)
+READ_QUOTAS = dict(small=(3500, 10.0), medium=(5000, 10.0), large=(8000, 10.0))
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -81,12 +82,15 @@ def token_claims(token):
 class GraphClient:
     """Graph over an HttpTransport: one session for the authority and Graph, one token for every thread."""
 
-    def __init__(self, transport, graph_endpoint, credential=None, access_token=None, api_version="v1.0"):
+    def __init__(self, transport, graph_endpoint, credential=None, access_token=None, api_version="v1.0",
+                 tenant_size="small"):
         """`credential` (msgraph_credentials) fetches tokens; a ready `access_token` is used as is instead."""
         if api_version not in API_VERSIONS:
             raise InputError("api_version must be one of %s" % ", ".join(API_VERSIONS))
         if credential is None and not access_token:
             raise InputError("Microsoft Graph needs a credential or an access_token")
+        if tenant_size not in READ_QUOTAS:
+            raise InputError("tenant_size must be one of %s, not %s" % (", ".join(READ_QUOTAS), shown(tenant_size)))
         self.transport = transport
         self.graph_root = graph_endpoint.rstrip("/")
         self.base = "%s/%s" % (self.graph_root, api_version)
@@ -94,8 +98,8 @@ class GraphClient:
         self.credential = None if access_token else credential
         fetch = None if access_token else (lambda: credential.fetch(transport))
         self.tokens = TokenCache(fetch=fetch, static_token=access_token or None)
-        self.read_limiter = transport.limiter(READ_RATE)
-        self._write_limiter = None
+        self.tenant_size = tenant_size
+        self._quotas = None
 
     @classmethod
     def from_params(cls, params, api_version=None):
@@ -107,7 +111,7 @@ class GraphClient:
         transport = HttpTransport(timeout=params["timeout"], validate_certs=params["validate_certs"],
                                   max_retries=params["max_retries"])
         return cls(transport, graph_endpoint, credential=credential, access_token=access_token,
-                   api_version=api_version or params.get("api_version"))
+                   api_version=api_version or params.get("api_version"), tenant_size=params.get("tenant_size") or "small")
 
     @property
     def app_only(self):
@@ -115,10 +119,22 @@ class GraphClient:
         return "scp" not in token_claims(self.tokens.get())
 
     @property
-    def write_limiter(self):
-        if self._write_limiter is None:
-            self._write_limiter = self.transport.limiter(WRITE_RATE_APP if self.app_only else WRITE_RATE_USER)
-        return self._write_limiter
+    def quotas(self):
+        """(read quota, write quota), scoped by what the token says: its tenant, its app, and for a delegated
+        token its user. Shared with every process of this controller in the same scope."""
+        if self._quotas is None:
+            claims = token_claims(self.tokens.get())
+            tenant = claims.get("tid") or "unknown tenant"
+            app = claims.get("appid") or claims.get("azp") or getattr(self.credential, "client_id", None) or "unknown app"
+            host = self.graph_root.split("://", 1)[-1]
+            read = self.transport.quota(*READ_QUOTAS[self.tenant_size], key=scope_key("graph", host, tenant, app, "read"))
+            if "scp" in claims:
+                user_key = scope_key("graph", host, tenant, claims.get("oid"), "user writes")
+                write = self.transport.quota(*WRITE_QUOTA_USER, key=user_key)
+            else:
+                write = self.transport.quota(*WRITE_QUOTA_APP, key=scope_key("graph", host, tenant, app, "writes"))
+            self._quotas = (read, write)
+        return self._quotas
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -126,12 +142,13 @@ class GraphClient:
         return path if path.startswith("https://") or path.startswith("http://") else self.base + path
 
     def request(self, method, path, params=None, body=None, headers=None):
-        """One Graph call, paced by the read or write limiter; returns the Response of a success, raises
-        the Graph error otherwise."""
-        limiter = self.write_limiter if method not in ("GET", "HEAD") else self.read_limiter
-        return self._send(method, path, params=params, body=body, headers=headers, limiter=limiter)
+        """One Graph call, inside the read or write quota; returns the Response of a success, raises the Graph
+        error otherwise."""
+        read, write = self.quotas
+        return self._send(method, path, params=params, body=body, headers=headers,
+                          quota=write if method not in ("GET", "HEAD") else read)
 
-    def _send(self, method, path, params=None, body=None, headers=None, limiter=None, idempotent=None,
+    def _send(self, method, path, params=None, body=None, headers=None, quota=None, idempotent=None,
               client_request_id=None):
         """Send with the current token, once more with a new one on 401; raise the Graph error of a failure.
 
@@ -145,7 +162,7 @@ class GraphClient:
             if body is not None:
                 all_headers.update(JSON_HEADERS)
             return self.transport.request(method, self.url(path), params=params, json_body=body, headers=all_headers,
-                                          limiter=limiter, idempotent=idempotent)
+                                          quota=quota, idempotent=idempotent)
 
         try:
             response = self.tokens.send(send, rejected=lambda answer: answer.status == 401)
@@ -218,24 +235,27 @@ class GraphClient:
                     else:
                         results[request["id"]] = answer
             if retry:
-                # The limiters make the next acquire() wait: every worker holds back, and nothing sleeps twice.
+                # The quotas make the next acquire() wait: every worker holds back, and nothing sleeps twice.
                 wait = max(waits) + random.uniform(0, 0.05) if max(waits) > 0 else 0.0
+                read, write = self.quotas
                 if any(r["method"] != "GET" for r in retry):
-                    self.write_limiter.pause(wait)
+                    write.pause(wait)
                 if any(r["method"] == "GET" for r in retry):
-                    self.read_limiter.pause(wait)
+                    read.pause(wait)
                 attempt += 1
             pending = retry
         return results
 
     def _send_batch(self, chunk):
-        """One POST /$batch: {id: SubResponse}. Throttling counts every sub-request, so the limiters are
+        """One POST /$batch: {id: SubResponse}. Throttling counts every sub-request, so the quotas are
         charged per item."""
         writes = [r for r in chunk if r["method"] != "GET"]
-        for dummy in writes:
-            self.write_limiter.acquire()
-        for dummy in range(len(chunk) - len(writes)):
-            self.read_limiter.acquire()
+        read, write = self.quotas
+        tickets = []
+        if writes:
+            tickets.append((write, write.acquire(len(writes))))
+        if len(chunk) > len(writes):
+            tickets.append((read, read.acquire(len(chunk) - len(writes))))
         payload = dict(requests=[_batch_item(r) for r in chunk])
         client_request_id = str(uuid.uuid4())
         try:
@@ -248,6 +268,9 @@ class GraphClient:
             return dict((r["id"], SubResponse(None, {}, None, TransientError(
                 exc.message, maybe_applied=True, method=r["method"], path=_path_of(r),
                 client_request_id=client_request_id))) for r in chunk)
+        finally:
+            for quota, ticket in tickets:
+                quota.release(ticket)
         if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
             raise ApiError("Graph answered the $batch call without a list of responses", method="POST",
                            path="/$batch", status=200, client_request_id=client_request_id)

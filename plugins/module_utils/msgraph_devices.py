@@ -22,6 +22,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.comparison impo
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
+    FleetguardError,
     InputError,
     NotFoundError,
     shown,
@@ -350,7 +351,11 @@ class GraphDevices:
 
         # A 204 carries no device: read back what is there now (in batches, cheap beside the writes).
         unread = [object_id for object_id, device in landed.items() if device is None]
-        fresh_reads = self.read(unread) if unread else {}
+        try:
+            fresh_reads = self.read(unread) if unread else {}
+        except FleetguardError:
+            # The writes were acknowledged: a read-back that fails does not undo them; report the prediction.
+            fresh_reads = {}
         for object_id, device in landed.items():
             after = device or fresh_reads.get(object_id) or apply_changes(
                 first_seen[object_id], changed_fields(first_seen[object_id], desired, graph_fold))

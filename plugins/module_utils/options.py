@@ -116,6 +116,14 @@ MSGRAPH_CONNECTION_OPTIONS = {
             "The other choices force that credential and fail when its options are missing.",
         ],
     ),
+    "tenant_size": dict(
+        type="str", default="small", env=["MSGRAPH_TENANT_SIZE"], choices=["small", "medium", "large"],
+        description=[
+            "Size of the tenant, which sets Graph's read quota per app and tenant: V(small) (under 50 users, 3,500"
+            " resource units per 10 seconds), V(medium) (50 to 500 users, 5,000), V(large) (over 500 users, 8,000).",
+            "Reads are paced inside that quota; the default is the smallest, which is safe for every tenant.",
+        ],
+    ),
     "cloud": dict(
         type="str", default="global", env=["AZURE_CLOUD_ENVIRONMENT"],
         description=[

@@ -4,9 +4,10 @@
 # FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """HTTP transport shared by both API clients.
 
-One keep-alive `requests.Session` per client, timeouts, TLS verification, a client-side rate limiter
-so bulk runs stay under the API's limits instead of provoking 429s, and bounded retries with
-`Retry-After` (or Feishu's `x-ogw-ratelimit-reset`) and jittered exponential backoff.
+One keep-alive `requests.Session` per client, timeouts, TLS verification, bounded retries with
+`Retry-After` (or Feishu's `x-ogw-ratelimit-reset`) and jittered exponential backoff, and the quotas
+(quota.py: at most N request starts in any W seconds, shared by the processes of one controller) that
+keep bulk runs inside the APIs' limits instead of provoking 429s.
 
 Writes are retried here only when the server says it did not apply them (429). A write that met a
 connection error, a timeout or a 5xx raises TransientError(maybe_applied=True): the client re-reads
@@ -19,7 +20,6 @@ __metaclass__ = type
 
 import json
 import random
-import threading
 import time
 import traceback
 
@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.quota import WindowQuota
 
 USER_AGENT = "fleetguard.devices/0.1.0"
 SAFE_METHODS = frozenset(["GET", "HEAD", "OPTIONS"])
@@ -53,36 +54,6 @@ def path_segment(value):
     urllib3 removes literal `.`/`..` segments from paths, so dots are encoded too.
     """
     return quote(str(value), safe="").replace(".", "%2E")
-
-
-class RateLimiter:
-    """Spaces request starts so no more than `per_second` begin in any one-second window.
-
-    Shared by the worker threads of one client. `pause()` holds everyone back after the server
-    asked for a wait (a 429), so one throttled worker slows the whole run, not just itself.
-    """
-
-    # Aim a little under the published limit: the server's window and ours do not share a clock.
-    HEADROOM = 0.95
-
-    def __init__(self, per_second, clock=time.monotonic, sleep=time.sleep):
-        self.interval = 1.0 / (per_second * self.HEADROOM)
-        self._clock = clock
-        self._sleep = sleep
-        self._next_start = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self):
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_start)
-            self._next_start = start + self.interval
-        if start > now:
-            self._sleep(start - now)
-
-    def pause(self, seconds):
-        with self._lock:
-            self._next_start = max(self._next_start, self._clock() + seconds)
 
 
 class Response:
@@ -142,7 +113,8 @@ class HttpTransport:
     """Sends requests to one API host with retries and rate limiting. Holds no credentials."""
 
     def __init__(self, base_url=None, timeout=30, validate_certs=True, max_retries=5,
-                 backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep, clock=time.monotonic):
+                 backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep, clock=time.monotonic,
+                 wall_clock=time.time):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InputError("timeout must be a number of seconds greater than 0, not %s" % shown(timeout))
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -156,6 +128,8 @@ class HttpTransport:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.clock = clock
+        # Quotas shared between processes compare wall-clock timestamps.
+        self.wall_clock = wall_clock
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         # Our own retry loop decides what is safe to resend; urllib3 must not resend behind our back.
@@ -163,9 +137,10 @@ class HttpTransport:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
-    def limiter(self, per_second):
-        """A RateLimiter on this transport's clock (tests inject one that never really sleeps)."""
-        return RateLimiter(per_second, clock=self.clock, sleep=self.sleep)
+    def quota(self, limit, window, key=None):
+        """A WindowQuota on this transport's clock and sleep (tests inject theirs); with a `key`, shared by
+        every process of the controller that uses the same key."""
+        return WindowQuota(limit, window, key=key, clock=self.wall_clock, sleep=self.sleep)
 
     def backoff(self, attempt):
         """Full-jitter exponential backoff, capped."""
@@ -178,7 +153,7 @@ class HttpTransport:
             raise ValueError("a relative path needs a transport with a base_url: %s" % path)
         return self.base_url + path
 
-    def request(self, method, path, params=None, json_body=None, data=None, headers=None, limiter=None,
+    def request(self, method, path, params=None, json_body=None, data=None, headers=None, quota=None,
                 idempotent=None, throttled=None):
         """Send a request; return a Response for any status that is not retried away.
 
@@ -193,10 +168,13 @@ class HttpTransport:
         error_path = path.split("?", 1)[0] if path.startswith("/") else urlparse(path).path
         attempt = 0
         while True:
-            if limiter is not None:
-                limiter.acquire()
-            answer = self._send(method, url, error_path, is_write, attempt, params=params, json=json_body, data=data,
-                                headers=headers)
+            ticket = quota.acquire() if quota is not None else None
+            try:
+                answer = self._send(method, url, error_path, is_write, attempt, params=params, json=json_body,
+                                    data=data, headers=headers)
+            finally:
+                if ticket is not None:
+                    quota.release(ticket)
             if answer is None:
                 # A read whose connection failed: back off and try again.
                 self.sleep(self.backoff(attempt))
@@ -221,8 +199,9 @@ class HttpTransport:
                 wait = self.backoff(attempt)
             else:
                 wait = wait + random.uniform(0, 0.1 * max(wait, 0.1))
-            if limiter is not None and is_throttled:
-                limiter.pause(wait)
+            if quota is not None and is_throttled:
+                # Every thread and process that shares the quota holds back, not only this request.
+                quota.pause(wait)
             else:
                 self.sleep(wait)
             attempt += 1

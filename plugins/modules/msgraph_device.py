@@ -26,7 +26,7 @@ description:
     throttled request inside a batch is retried after its own C(Retry-After).
   - Transient faults (HTTP 429, 5xx, connection resets, timeouts, an expired token) are retried with bounds.
     A write whose answer was lost is re-read until it shows, for up to three times O(timeout) (at least 30
-    seconds), before it is sent again: Graph has no version to refuse a late write, so one sent again too early
+    seconds), before it is sent again; Graph has no version to refuse a late write, so one sent again too early
     could land twice. A device whose last write never showed is reported V(uncertain) in RV(outcomes). When some
     devices still fail, the task fails and RV(outcomes) names every device's outcome; devices that succeeded
     stay done and a second run finishes the rest.

@@ -44,7 +44,7 @@ def make_client(server, **kwargs):
     time = FakeTime()
     sleeps = time.sleeps
     transport = HttpTransport(server.url, timeout=5, max_retries=3, backoff_base=0.001, sleep=time.sleep,
-                              clock=time.clock)
+                              clock=time.clock, wall_clock=time.clock)
     scope = server.url + "/.default"
     certificate = kwargs.pop("certificate", None)
     if certificate is not None:

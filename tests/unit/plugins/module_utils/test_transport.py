@@ -12,7 +12,6 @@ import pytest
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
-    RateLimiter,
     path_segment,
     retry_after_seconds,
 )
@@ -240,31 +239,3 @@ def test_path_segment_cannot_escape_its_segment(value, expected):
 ])
 def test_retry_after_parsing(headers, expected):
     assert retry_after_seconds(headers) == expected
-
-
-def test_rate_limiter_spaces_requests_under_the_limit():
-    clock = [100.0]
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        clock[0] += seconds
-
-    limiter = RateLimiter(10, clock=lambda: clock[0], sleep=sleep)
-    starts = []
-    for dummy in range(21):
-        limiter.acquire()
-        starts.append(clock[0])
-    # No one-second window holds more than 10 starts.
-    for first in starts:
-        assert len([s for s in starts if first <= s < first + 1.0]) <= 10
-    assert starts[-1] - starts[0] == pytest.approx(20 / 9.5)
-
-
-def test_rate_limiter_pause_holds_everyone_back():
-    clock = [0.0]
-    limiter = RateLimiter(50, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
-    limiter.acquire()
-    limiter.pause(2.0)
-    limiter.acquire()
-    assert clock[0] >= 2.0

@@ -84,8 +84,8 @@ def test_credentials_lost_mid_run_leave_the_rest_not_attempted(fake_module, feis
                                       static)
     assert result["failed"]
     outcomes = [o["outcome"] for o in result["outcomes"]]
-    assert outcomes[0] == "changed"
-    assert "failed" in outcomes and "not_attempted" in outcomes
+    # Four workers start at once (the quota lets 10 go): which PUT came first is up to the threads.
+    assert "changed" in outcomes and "failed" in outcomes and "not_attempted" in outcomes
     assert set(outcomes) <= {"changed", "failed", "not_attempted"}
     not_attempted = [o for o in result["outcomes"] if o["outcome"] == "not_attempted"]
     assert all(feishu_sandbox.records[o["device_record_id"]]["device_status"] == 1 for o in not_attempted)
