@@ -144,21 +144,42 @@ lint: venv tree-link
 docs: venv tree-link
 	$(RUN) tools/check-docs
 
-# ansible-test runs from the copy; its per-test venvs are cached in ~/.ansible/test/venv and reused
-# while their requirements stay the same. The pip bootstrap it would download is replaced by
-# tools/get_pip_shim.py (installed into ~/.ansible/test/cache only when missing).
+# ansible-test runs in the copied tree with a HOME of its own under build/: its per-test venvs
+# (~/.ansible/test/venv, reused while their requirements stay the same), its pip bootstrap cache and
+# pip's cache stay there, and the user's ~/.ansible is never read or written. The pip bootstrap it would
+# download is replaced by tools/get_pip_shim.py; tools/install-get-pip-shim puts it into that HOME, with
+# a copy of the user's pip configuration (ansible-test passes pip nothing but HOME and PATH).
+ANSIBLE_TEST_HOME := $(ROOT)/build/ansible-test-home
+# $(call ANSIBLE_TEST,VENV): ansible-test of that venv, run in $(SANITY_TREE) with that HOME.
+ANSIBLE_TEST = cd $(SANITY_TREE) && env HOME="$(ANSIBLE_TEST_HOME)" PATH="$(ROOT)/$(1)/bin:$$PATH" ansible-test
+
 sanity: venv tree-sanity
-	@tools/install-get-pip-shim $(VENV)/bin/python
-	cd $(SANITY_TREE) && env PATH="$(ROOT)/$(VENV)/bin:$$PATH" ansible-test sanity --python 3.11 $(SANITY_ARGS) 2>&1 \
-	  | tee $(ROOT)/build/sanity.log
+	@tools/install-get-pip-shim $(VENV)/bin/python $(ANSIBLE_TEST_HOME)
+	$(call ANSIBLE_TEST,$(VENV)) sanity --python 3.11 $(SANITY_ARGS) 2>&1 | tee $(ROOT)/build/sanity.log
 	@! grep -q 'All targets skipped' build/sanity.log || \
 	  { echo "*** ansible-test saw no files in $(SANITY_TREE): a silent pass is refused" >&2; exit 1; }
 
-units: venv venv312 tree-link
+# pytest on the live tree (tests/unit, and tests/sandbox: the emulators' own tests) with 3.11, then 3.12;
+# then `ansible-test units --venv` in the copied tree, as a Galaxy user would run it: ansible-test builds a
+# venv (under the copy's tests/output) from its own unit-test requirements and tests/unit/requirements.txt
+# and runs tests/unit in module, module_utils and controller contexts (about 20 s per Python).
+UNITS_ARGS ?=
+units: venv venv312 tree-link tree-sanity
 	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/unit tests/sandbox -- $(PYTEST_ARGS)
 	@if [ -f $(VENV312)/.stamp ] && [ -n "$(PYTHON312)" ]; then \
 	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/unit tests/sandbox -- $(PYTEST_ARGS); \
 	else echo "*** WARNING: no $(VENV312): unit tests under Python 3.12 SKIPPED"; fi
+	@tools/install-get-pip-shim $(VENV)/bin/python $(ANSIBLE_TEST_HOME)
+	$(call ANSIBLE_TEST,$(VENV)) units --venv --python 3.11 $(UNITS_ARGS) 2>&1 | tee $(ROOT)/build/units-py3.11.log
+	@! grep -q 'All targets skipped' build/units-py3.11.log || \
+	  { echo "*** ansible-test found no unit tests in $(SANITY_TREE): a silent pass is refused" >&2; exit 1; }
+	@if [ -f $(VENV312)/.stamp ] && [ -n "$(PYTHON312)" ]; then \
+	  tools/install-get-pip-shim $(VENV312)/bin/python $(ANSIBLE_TEST_HOME); \
+	  echo '$(call ANSIBLE_TEST,$(VENV312)) units --venv --python 3.12 $(UNITS_ARGS)'; \
+	  ( $(call ANSIBLE_TEST,$(VENV312)) units --venv --python 3.12 $(UNITS_ARGS) ) 2>&1 | tee build/units-py3.12.log; \
+	  ! grep -q 'All targets skipped' build/units-py3.12.log || \
+	    { echo "*** ansible-test found no unit tests in $(SANITY_TREE): a silent pass is refused" >&2; exit 1; }; \
+	else echo "*** WARNING: no $(VENV312): ansible-test units under Python 3.12 SKIPPED"; fi
 
 # Integration tests spend most of their time in ansible-playbook start-up and in waiting on the
 # emulators' rate limits: two workers (each test has its own emulators on free ports) halve the time.
