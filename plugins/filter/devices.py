@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fleetguard.devices contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the roles use to read their inputs: identifier lists (identifier_list) and audit baselines
+(baseline_plan). Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import DEVICE_OWNERSHIP, DEVICE_STATUS
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTES, V1_PROPERTIES
+
+# The identifier options of the write modules, per directory, in the order error messages name them.
+FEISHU_IDENTIFIERS = ("device_record_id", "serial_number", "device_name")
+MSGRAPH_IDENTIFIERS = ("id", "device_id", "display_name")
+
+# What a baseline entry may ask of a Feishu record: the enum fields the module manages, by name.
+FEISHU_DESIRED = {"device_status": list(DEVICE_STATUS), "device_ownership": list(DEVICE_OWNERSHIP)}
+
+# What it may ask of a Graph device: every property the module sets, except a rename (in a baseline,
+# display_name identifies the device). V1_PROPERTIES names the properties, not their types: the module
+# documents these three as booleans; every other one but extension_attributes is a string.
+_NOT_COMPARED = ("new_display_name", "extension_attributes")
+_BOOLEAN_OPTIONS = ("account_enabled", "is_compliant", "is_managed")
+MSGRAPH_BOOLEANS = tuple(option for option in V1_PROPERTIES if option in _BOOLEAN_OPTIONS)
+MSGRAPH_STRINGS = tuple(option for option in V1_PROPERTIES if option not in _NOT_COMPARED + _BOOLEAN_OPTIONS)
+MSGRAPH_DESIRED = MSGRAPH_BOOLEANS + MSGRAPH_STRINGS + ("extension_attributes",)
+
+KNOWN_FIELDS = frozenset(("name",) + FEISHU_IDENTIFIERS + MSGRAPH_IDENTIFIERS + tuple(FEISHU_DESIRED)
+                         + MSGRAPH_DESIRED + tuple(EXTENSION_ATTRIBUTES))
+
+# How a baseline (a CSV cell in particular) spells a boolean, and an empty extension attribute.
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+EMPTY_WORDS = ("", "null", "~")
+
+
+def _shown(value):
+    """A value for an error message: JSON where possible, cut to 200 characters."""
+    try:
+        text = json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _described(value):
+    """A value for an error message, with its type: 'a dict: {...}', or 'null'."""
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        kind = "dict"
+    elif isinstance(value, (list, tuple)):
+        kind = "list"
+    else:
+        kind = type(value).__name__
+    return "a %s: %s" % (kind, _shown(value))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def identifier_list(value):
+    """One identifier input of a role as a list of trimmed, non-empty, unique strings.
+
+    A list is taken item by item; a string (what an AWX survey text field gives) is split at commas and
+    new lines; a number is one identifier; null, an empty string or an empty list give []. Values that
+    differ only in case count as duplicates: the first spelling is kept.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = value.replace("\n", ",").split(",")
+    elif _is_number(value):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise AnsibleFilterError("identifier_list: expected a list of identifiers, or one string of them separated by"
+                                 " commas or new lines, not %s" % _described(value))
+    identifiers = []
+    seen = set()
+    for position, item in enumerate(items, 1):
+        if _is_number(item):
+            item = str(item)
+        elif not isinstance(item, str):
+            raise AnsibleFilterError("identifier_list: item %d is not an identifier (a string or a number): %s"
+                                     % (position, _shown(item)))
+        item = item.strip()
+        if item and item.lower() not in seen:
+            seen.add(item.lower())
+            identifiers.append(item)
+    return identifiers
+
+
+def _given_fields(raw, problems):
+    """The fields an entry sets: strings trimmed, empty values dropped (except null extension attributes)."""
+    given = {}
+    for key, value in raw.items():
+        if key not in KNOWN_FIELDS:
+            problems.append("unknown field %s" % key)
+        elif value is not None and not (isinstance(value, str) and value.strip() == ""):
+            given[key] = value.strip() if isinstance(value, str) else value
+        elif key in EXTENSION_ATTRIBUTES and value is None:
+            given[key] = None
+    return given
+
+
+def _feishu_desired(given, desired, problems):
+    """Fill `desired` from the Feishu fields of `given`; return the Graph fields it holds too."""
+    for key, names in FEISHU_DESIRED.items():
+        if key in given:
+            name = str(given[key]).lower()
+            if name in names:
+                desired[key] = name
+            else:
+                problems.append("%s must be one of %s, not %s" % (key, ", ".join(names), given[key]))
+    return [key for key in MSGRAPH_DESIRED + tuple(EXTENSION_ATTRIBUTES) if key in given]
+
+
+def _msgraph_desired(given, desired, problems):
+    """Fill `desired` from the Graph fields of `given`; return the Feishu fields it holds too."""
+    for key in MSGRAPH_BOOLEANS:
+        if key in given:
+            value = given[key]
+            if isinstance(value, bool):
+                desired[key] = value
+            elif str(value).lower() in TRUE_WORDS:
+                desired[key] = True
+            elif str(value).lower() in FALSE_WORDS:
+                desired[key] = False
+            else:
+                problems.append("%s must be true or false, not %s" % (key, value))
+    for key in MSGRAPH_STRINGS:
+        if key in given:
+            desired[key] = str(given[key])
+    nested = given.get("extension_attributes", {})
+    if not isinstance(nested, Mapping):
+        problems.append("extension_attributes must be a mapping")
+        nested = {}
+    attributes = {}
+    pairs = list(nested.items()) + [(key, value) for key, value in given.items() if key in EXTENSION_ATTRIBUTES]
+    for key, value in pairs:
+        if key not in EXTENSION_ATTRIBUTES:
+            problems.append("extension attribute %s is not one of extensionAttribute1..15" % key)
+        elif value is None or str(value).strip() in EMPTY_WORDS:
+            attributes[key] = None
+        else:
+            attributes[key] = str(value)
+    if attributes:
+        desired["extension_attributes"] = attributes
+    return [key for key in FEISHU_DESIRED if key in given]
+
+
+def _plan_entry(number, raw):
+    """One numbered baseline entry: where to look, by which identifier, what to expect, what is wrong."""
+    problems = []
+    desired = {}
+    if not isinstance(raw, Mapping):
+        raw = {}
+        problems.append("not a mapping of field names to values")
+    given = _given_fields(raw, problems)
+    identifiers = [key for key in FEISHU_IDENTIFIERS + MSGRAPH_IDENTIFIERS if key in given]
+    if len(identifiers) != 1:
+        problems.append("needs exactly one of %s (has %s)"
+                        % (", ".join(FEISHU_IDENTIFIERS + MSGRAPH_IDENTIFIERS), ", ".join(identifiers) or "none"))
+    field = identifiers[0] if identifiers else ""
+    directory = "feishu" if field in FEISHU_IDENTIFIERS else "msgraph"
+    if directory == "feishu":
+        foreign = _feishu_desired(given, desired, problems)
+    else:
+        foreign = _msgraph_desired(given, desired, problems)
+    if field and foreign:
+        problems.append("%s cannot be checked on a %s device (found by %s)" % (", ".join(foreign), directory, field))
+    if field and not desired and not problems:
+        problems.append("no desired state to compare")
+    return {"entry": number, "name": str(given.get("name", "")), "directory": directory if field else None,
+            "field": field, "value": str(given[field]) if field else None, "desired": desired, "problems": problems}
+
+
+def baseline_plan(baseline):
+    """A baseline (a list of entries, each a mapping) as the audit's plan.
+
+    entries: every entry numbered from 1, with its directory, identifier field and value, the desired
+    state it asks for, and its problems (all of them, so one run names every malformed entry).
+    feishu_groups / msgraph_groups: the entries without problems, grouped by identifier field and desired
+    state, so that one module call checks a whole group.
+    """
+    if not isinstance(baseline, (list, tuple)):
+        raise AnsibleFilterError("baseline_plan: expected a list of baseline entries, not %s" % _described(baseline))
+    entries = [_plan_entry(number, raw) for number, raw in enumerate(baseline, 1)]
+    groups = {}
+    for entry in entries:
+        if entry["problems"]:
+            continue
+        key = "%s|%s|%s" % (entry["directory"], entry["field"], json.dumps(entry["desired"], sort_keys=True))
+        group = groups.setdefault(key, {"key": key, "directory": entry["directory"], "field": entry["field"],
+                                        "desired": copy.deepcopy(entry["desired"]), "ids": [], "entries": []})
+        if entry["value"] not in group["ids"]:
+            group["ids"].append(entry["value"])
+        group["entries"].append(entry["entry"])
+    return {"entries": entries,
+            "feishu_groups": [group for group in groups.values() if group["directory"] == "feishu"],
+            "msgraph_groups": [group for group in groups.values() if group["directory"] == "msgraph"]}
+
+
+class FilterModule(object):
+    """fleetguard.devices filters."""
+
+    def filters(self):
+        return {
+            "identifier_list": identifier_list,
+            "baseline_plan": baseline_plan,
+        }
