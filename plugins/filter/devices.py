@@ -95,8 +95,10 @@ def identifier_list(value):
             raise AnsibleFilterError("identifier_list: item %d is not an identifier (a string or a number): %s"
                                      % (position, _shown(item)))
         item = item.strip()
-        if item and item.lower() not in seen:
-            seen.add(item.lower())
+        # Exact comparison: the modules match identifiers exactly, and two Feishu device names that differ
+        # only in case are two devices.
+        if item and item not in seen:
+            seen.add(item)
             identifiers.append(item)
     return identifiers
 

@@ -28,8 +28,10 @@ class TestLists:
     def test_items_are_trimmed_and_empty_ones_dropped_in_the_given_order(self):
         assert identifier_list([" b ", "", "  ", "a"]) == ["b", "a"]
 
-    def test_duplicates_are_dropped_ignoring_case_and_the_first_spelling_is_kept(self):
-        assert identifier_list(["FG-WS-0008", "fg-ws-0008", " FG-WS-0008 ", "FG-WS-0011"]) == ["FG-WS-0008", "FG-WS-0011"]
+    def test_exact_duplicates_are_dropped_and_case_variants_kept(self):
+        # The modules match exactly: two names that differ in case are two devices.
+        assert identifier_list(["FG-WS-0008", "fg-ws-0008", " FG-WS-0008 ", "FG-WS-0011"]) == [
+            "FG-WS-0008", "fg-ws-0008", "FG-WS-0011"]
 
     def test_numbers_become_strings(self):
         assert identifier_list([7400000000000000001, 2.5, "7400000000000000001"]) == ["7400000000000000001", "2.5"]
@@ -75,7 +77,7 @@ class TestInTemplates:
         assert render("survey | fleetguard.devices.identifier_list", survey="FG-WS-0008, FG-WS-0011") == ["FG-WS-0008", "FG-WS-0011"]
 
     def test_a_list_variable_gives_the_list_through_jinja(self, render):
-        assert render("ids | fleetguard.devices.identifier_list", ids=[" a", "A", 5]) == ["a", "5"]
+        assert render("ids | fleetguard.devices.identifier_list", ids=[" a", "A", "a", 5]) == ["a", "A", "5"]
 
     def test_bad_input_fails_the_template_with_the_filters_message(self, render):
         with pytest.raises(Exception, match="identifier_list: expected a list of identifiers"):
