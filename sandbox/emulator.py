@@ -54,6 +54,9 @@ class Emulator(abc.ABC):
         self.routes = Router()
         self.control_routes = Router()
         self.server = None
+        # Seconds every API request waits before it is handled, as a network and a real service would add
+        # (benchmarks/run.py measures against 30 ms); control routes answer at once.
+        self.latency = 0.0
         self._add_generic_control_routes()
 
     # data and tokens
@@ -136,6 +139,8 @@ class Emulator(abc.ABC):
         """Answer one request. Returns (response or None, abort connection?)."""
         if request.path.startswith(CONTROL_PREFIX):
             return self._handle_control(request), False
+        if self.latency:
+            time.sleep(self.latency)
         response, fault = self.run(request)
         return response, fault in ABORTING_FAULTS or request.abort
 

@@ -20,6 +20,7 @@ import json
 import random
 import uuid
 
+from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import run_each
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
     AuthenticationError,
@@ -36,12 +37,14 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credent
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
+    MAX_RETRY_AFTER,
     HttpTransport,
     retry_after_seconds,
 )
 
 API_VERSIONS = ("v1.0", "beta")
 BATCH_LIMIT = 20
+BATCHES_IN_FLIGHT = 4
 # Device writes: 3,000 per 150 s per app and tenant, 25 per 10 s per user (delegated). Reads: resource
 # units per 10 s per app and tenant, by tenant size; a device read with $select costs 1
 # (https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits).
@@ -217,20 +220,23 @@ class GraphClient:
         attempt = 0
         while pending:
             retry, waits = [], []
-            for start in range(0, len(pending), BATCH_LIMIT):
-                chunk = pending[start:start + BATCH_LIMIT]
-                token = self.tokens.get()
-                answers = self._send_batch(chunk)
-                if self.tokens.can_refresh and any(answer.status == 401 for answer in answers.values()):
-                    self.tokens.replace(token)
-                for request in chunk:
-                    answer = answers[request["id"]]
+            chunks = [pending[start:start + BATCH_LIMIT] for start in range(0, len(pending), BATCH_LIMIT)]
+            # A few batches in flight at once: the quotas, not a queue of calls, set the pace.
+            for sent in run_each(chunks, self._send_batch_with_token, workers=BATCHES_IN_FLIGHT):
+                if sent.error is not None:
+                    raise sent.error
+                for request in sent.item:
+                    answer = sent.value[request["id"]]
                     status = answer.status
                     retriable = (status == 429 or (status == 401 and self.tokens.can_refresh)
                                  or (status is not None and status >= 500 and request["method"] == "GET"))
-                    if retriable and attempt < self.transport.max_retries:
+                    wait = 0.0 if status == 401 else retry_after_seconds(answer.headers)
+                    if retriable and wait is not None and wait > MAX_RETRY_AFTER:
+                        answer.error.message += (" (the server asked to wait %d s, more than the %d s a task waits;"
+                                                 " run the task again later)" % (wait, MAX_RETRY_AFTER))
+                        results[request["id"]] = answer
+                    elif retriable and attempt < self.transport.max_retries:
                         retry.append(request)
-                        wait = 0.0 if status == 401 else retry_after_seconds(answer.headers)
                         waits.append(wait if wait is not None else self.transport.backoff(attempt))
                     else:
                         results[request["id"]] = answer
@@ -245,6 +251,14 @@ class GraphClient:
                 attempt += 1
             pending = retry
         return results
+
+    def _send_batch_with_token(self, chunk):
+        """_send_batch, and a new token when a sub-request says the one it carried expired."""
+        token = self.tokens.get()
+        answers = self._send_batch(chunk)
+        if self.tokens.can_refresh and any(answer.status == 401 for answer in answers.values()):
+            self.tokens.replace(token)
+        return answers
 
     def _send_batch(self, chunk):
         """One POST /$batch: {id: SubResponse}. Throttling counts every sub-request, so the quotas are

@@ -22,7 +22,6 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.comparison impo
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
-    FleetguardError,
     InputError,
     NotFoundError,
     shown,
@@ -73,6 +72,17 @@ def device_view(body):
 def graph_fold(value):
     """The value as Graph stores it: an empty string is stored as null."""
     return None if value == "" else value
+
+
+def predict(device, desired):
+    """The device once `desired` is written: the properties that differ applied, as Graph stores them."""
+    delta = changed_fields(device, desired, graph_fold)
+    return apply_changes(device, fold_values(delta))
+
+
+def fold_values(values):
+    return dict((key, fold_values(value) if isinstance(value, dict) else graph_fold(value))
+                for key, value in values.items())
 
 
 def odata_string(value):
@@ -306,8 +316,8 @@ class GraphDevices:
             raise InputError("nothing was changed: " + "; ".join(problems))
         first_seen = dict((device["id"], device) for device, dummy in planned)
         if check_mode:
-            for device, delta in planned:
-                outcome[device["id"]] = Change(device, apply_changes(device, delta), changed=True)
+            for device, dummy in planned:
+                outcome[device["id"]] = Change(device, predict(device, desired), changed=True)
             return outcome
 
         landed = {}  # id -> the device as the PATCH answer gave it, or None (204: read it back)
@@ -349,16 +359,10 @@ class GraphDevices:
             outcome[device["id"]] = Change(first_seen[device["id"]], error=give_up(
                 last_error[device["id"]], device["id"] in unsettled, MAX_WRITE_ATTEMPTS))
 
-        # A 204 carries no device: read back what is there now (in batches, cheap beside the writes).
-        unread = [object_id for object_id, device in landed.items() if device is None]
-        try:
-            fresh_reads = self.read(unread) if unread else {}
-        except FleetguardError:
-            # The writes were acknowledged: a read-back that fails does not undo them; report the prediction.
-            fresh_reads = {}
+        # A 204 carries no device, and needs no read-back: PATCH merges exactly the properties sent, so the
+        # device is the one read before with them applied, as Graph stores them (the prediction of check mode).
         for object_id, device in landed.items():
-            after = device or fresh_reads.get(object_id) or apply_changes(
-                first_seen[object_id], changed_fields(first_seen[object_id], desired, graph_fold))
+            after = device or predict(first_seen[object_id], desired)
             outcome[object_id] = Change(first_seen[object_id], after, changed=True)
         return outcome
 

@@ -161,6 +161,9 @@ devices:
     - One device per identifier, in the order given, as it is after the task (predicted in check mode), with the
       properties the module reads (C(id), C(deviceId), C(displayName), C(accountEnabled), C(operatingSystem),
       C(operatingSystemVersion), C(isCompliant), C(isManaged), C(trustType), C(extensionAttributes) and more).
+    - A changed device is the one read before the write with the properties written applied, as Graph stores
+      them (C(PATCH) merges exactly those and answers 204 without a body), so no read-back is spent on it; check
+      mode predicts the same.
     - With O(state=absent) each entry is an empty dict.
   returned: always
   type: list

@@ -140,7 +140,11 @@ def test_paging_follows_next_links_and_resends_consistency_level(scripted_server
     assert pages[0]["@odata.count"] == 3
 
 
-def test_batches_hold_at_most_twenty_requests(scripted_server):
+def test_batches_hold_at_most_twenty_requests(scripted_server, monkeypatch):
+    from ansible_collections.fleetguard.devices.plugins.module_utils import msgraph_client
+
+    # The scripted server answers in arrival order: one batch in flight at a time here.
+    monkeypatch.setattr(msgraph_client, "BATCHES_IN_FLIGHT", 1)
     requests = [dict(id=str(n), method="GET", url="/devices/%d" % n) for n in range(45)]
     scripted_server.script = [TOKEN_OK] + [
         batch_answer(*[(r["id"], 200, {}, {"id": r["id"]}) for r in requests[start:start + 20]])

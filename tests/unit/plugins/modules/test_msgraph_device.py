@@ -193,3 +193,12 @@ def test_a_write_that_never_shows_is_resent_only_after_settling_then_reported_un
     # Between two PATCHes, reads for the settle time (0.6 s polled every 0.2 s), never a PATCH right after a loss.
     gaps = [len(run) for run in "".join("P" if m == "PATCH" else "G" for m in calls).split("P")[1:-1]]
     assert calls.count("PATCH") == 3 and all(gap >= 3 for gap in gaps)
+
+
+def test_batches_in_flight_together_each_get_their_own_answers(fake_module, graph_sandbox, graph_client):
+    ids = sorted(graph_sandbox.devices)[:55]
+    module = fake_module(params(id=ids, extension_attributes={"extensionAttribute13": "parallel"}))
+    result = msgraph_device.run(module, graph_client)
+    assert not result["failed"] and [d["id"] for d in result["devices"]] == ids
+    assert all(d["extensionAttributes"]["extensionAttribute13"] == "parallel" for d in result["devices"])
+    assert len(patches(graph_sandbox)) == 55
