@@ -100,6 +100,7 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
             add("PATCH", owner + "/devices", self._graph(self._patch_user_device, write=True))
             add("GET", owner + "/devices" + KEY, self._graph(self._get_user_device))
             add("PATCH", owner + "/devices" + KEY, self._graph(self._patch_user_device, write=True))
+            add("DELETE", owner + "/devices" + KEY, self._graph(self._delete_user_device, write=True))
 
     # Emulator hooks that tell the authority's answers from Graph's
 

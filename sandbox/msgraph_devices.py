@@ -103,12 +103,15 @@ class DeviceEndpoints:
 
     def _delete_device(self, request, caller):
         with self.lock:
-            device = self._find_device(request)
-            del self.devices[device["id"]]
-            for owned in self.user_devices.values():
-                if device["id"] in owned:
-                    owned.remove(device["id"])
+            self._forget(self._find_device(request))
         return Response(204)
+
+    def _forget(self, device):
+        """Remove a device from the directory and from its users' collections; called with the lock held."""
+        del self.devices[device["id"]]
+        for owned in self.user_devices.values():
+            if device["id"] in owned:
+                owned.remove(device["id"])
 
     def _find_device(self, request):
         """The device named by /devices/{id} or /devices(deviceId='…'); raises 400 or 404."""
@@ -161,6 +164,14 @@ class DeviceEndpoints:
                 device = self._owned_device(owner, request.params["key"])
             apply_changes(device, checked_changes(changes, device, caller, rome=True))
             return self._user_device_response(owner, device, query)
+
+    def _delete_user_device(self, request, caller):
+        """DELETE /users/{id|upn}/devices/{id} and /me/devices/{id}: 204, as the beta SDK's user devices
+        request builder sends it (msgraph-beta-sdk-python, users/item/devices/item)."""
+        with self.lock:
+            owner = self._owner(request, caller)
+            self._forget(self._owned_device(owner, request.params["key"]))
+        return Response(204)
 
     def _owner(self, request, caller):
         if request.params.get("me"):

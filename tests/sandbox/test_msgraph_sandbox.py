@@ -677,6 +677,18 @@ def test_beta_user_device_patch_returns_200_with_the_object(sb, graph):
     assert collection.status_code == 200 and collection.json()["platform"] == "Windows"
 
 
+def test_beta_user_device_delete_removes_it_from_the_directory(sb, graph):
+    user, owned = owner_with_devices(sb)
+    device_id = owned[0]
+    stranger = next(other for other in sb.devices if other not in owned)
+    assert error_of(graph.call("DELETE", f"/beta/users/{user['id']}/devices/{stranger}")) == (
+        404, "Request_ResourceNotFound")
+    assert graph.call("DELETE", f"/beta/users/{user['userPrincipalName']}/devices/{device_id}").status_code == 204
+    assert device_id not in sb.devices and device_id not in sb.user_devices[user["id"]]
+    assert error_of(graph.call("DELETE", f"/beta/users/{user['id']}/devices/{device_id}")) == (
+        404, "Request_ResourceNotFound")
+
+
 def test_me_devices_need_a_delegated_token(sb, graph):
     user, owned = owner_with_devices(sb)
     app_only = graph.get("/beta/me/devices")

@@ -153,7 +153,7 @@ def test_a_long_identifier_is_cut_in_the_message(fake_module, graph_sandbox, gra
     assert "(10000 characters)" in str(caught.value) and len(str(caught.value)) < 300
 
 
-def slow_client(sandbox, timeout):
+def slow_client(sandbox, timeout, api_version="v1.0"):
     from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
     from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import ClientSecretCredential
     from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
@@ -161,7 +161,7 @@ def slow_client(sandbox, timeout):
     credential = ClientSecretCredential(sandbox.url, sandbox.tenant_id, sandbox.client_id, sandbox.url + "/.default",
                                         secret=sandbox.client_secret)
     return GraphClient(HttpTransport(timeout=timeout, max_retries=3, backoff_base=0.001), sandbox.url,
-                       credential=credential)
+                       credential=credential, api_version=api_version)
 
 
 def test_a_write_answered_after_the_timeout_is_settled_by_reads_not_sent_again(fake_module, graph_sandbox):
@@ -202,3 +202,31 @@ def test_batches_in_flight_together_each_get_their_own_answers(fake_module, grap
     assert not result["failed"] and [d["id"] for d in result["devices"]] == ids
     assert all(d["extensionAttributes"]["extensionAttribute13"] == "parallel" for d in result["devices"])
     assert len(patches(graph_sandbox)) == 55
+
+
+def owned_devices(sandbox, operating_system=None):
+    with sandbox.lock:
+        for user_id, owned in sorted(sandbox.user_devices.items()):
+            matching = [d for d in owned if operating_system is None
+                        or not sandbox.devices[d]["operatingSystem"].lower().startswith("windows")]
+            if matching:
+                return sandbox.users[user_id], matching
+    raise AssertionError("no user owns such a device")
+
+
+def test_beta_user_scoped_state_absent_deletes_through_the_users_collection(fake_module, graph_sandbox):
+    user, owned = owned_devices(graph_sandbox)
+    module = fake_module(params(id=[owned[0]], state="absent", api_version="beta", user=user["userPrincipalName"]))
+    result = msgraph_device.run(module, slow_client(graph_sandbox, 5, "beta"))
+    assert not result["failed"] and result["changed_devices"] == [owned[0]]
+    assert owned[0] not in graph_sandbox.devices
+    (delete,) = graph_sandbox.wire.entries(method="DELETE")
+    assert "/beta/users/" in delete["path"]
+
+
+def test_beta_user_scoped_rome_properties_are_not_refused_on_other_platforms(fake_module, graph_sandbox):
+    # The app-only "extensionAttributes only on non-Windows" rule is the tenant collection's.
+    user, owned = owned_devices(graph_sandbox, operating_system="not windows")
+    module = fake_module(params(id=[owned[0]], name="Ana's phone", api_version="beta", user=user["id"]))
+    result = msgraph_device.run(module, slow_client(graph_sandbox, 5, "beta"))
+    assert not result["failed"] and result["devices"][0]["name"] == "Ana's phone"
