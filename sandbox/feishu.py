@@ -64,6 +64,7 @@ CREATE_STRING_FIELDS = ALL_IDENTIFIERS + ("mac_address",)
 USER_ID_TYPES = ("open_id", "union_id", "user_id")
 RECORD_ID_BASE = 7400000000000000000  # + index: 19-digit ids like the docs' examples
 DATA_EPOCH = 1735689600  # 2025-01-01: generated timestamps are deterministic from the seed
+LSA_CLIENT_ID_BASE = 7520000000000000000  # lsa_info client ids: 19 digits, like 7522053803906960914
 
 # List filters: query name -> record field (None = derived, see _filter_value).
 STRING_FILTERS = {
@@ -163,11 +164,7 @@ def _generate_record(rng, index, system, users):
         "is_managed": managed,
         "mdm_device_id": f"{rng.getrandbits(48):012x}" if managed else None,
         "mdm_provider_name": rng.choice(MDM_PROVIDERS) if managed else None,
-        "lsa_info": (
-            f"lsa_{rng.getrandbits(32):08x},{rng.choice(['online', 'offline'])},"
-            f"{created_at},{created_at + rng.randint(0, 30 * 86400)},5.{rng.randint(10, 20)}.0"
-            if lsa_bound else None
-        ),
+        "lsa_info": _lsa_info(rng, created_at) if lsa_bound else None,
         "device_env_info": f"detect_status={env_status}" if env_status else None,
         "created_at": created_at,
         "updated_at": created_at + rng.randint(0, 60 * 86400),
@@ -177,6 +174,23 @@ def _generate_record(rng, index, system, users):
         "cert_serial_number": f"{rng.getrandbits(64):016X}" if managed else None,
         "cert_issuer": rng.choice(CERT_ISSUERS) if managed else None,
     })
+
+
+def _lsa_info(rng, bound_at):
+    """The endpoint-control client's line as the API returns it: client id, online state, bind time,
+    last-online time, client version, e.g.
+    `7522053803906960914,离线,2025/07/09 13:42:42 UTC,2025/07/18 05:09:21 UTC,v1.2.1`.
+    Draws from `rng` exactly as the records generated before this format did, so every other field keeps
+    its seeded value."""
+    client_id = LSA_CLIENT_ID_BASE + rng.getrandbits(32) * 1000003
+    state = rng.choice(["在线", "离线"])  # online, offline
+    last_online = bound_at + rng.randint(0, 30 * 86400)
+    version = rng.randint(10, 20)
+    return f"{client_id},{state},{_lsa_time(bound_at)},{_lsa_time(last_online)},v1.{version // 10}.{version % 10}"
+
+
+def _lsa_time(seconds):
+    return time.strftime("%Y/%m/%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def _mac(rng):

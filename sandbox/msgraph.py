@@ -6,7 +6,7 @@ control endpoints; each job is a mixin in its own module:
 
 | module | job |
 |---|---|
-| `msgraph_authority.py` | the token endpoint, `issue_token`, `register_certificate` |
+| `msgraph_authority.py` | the token and managed identity endpoints, `issue_token`, certificates, federated tokens |
 | `msgraph_gateway.py` | bearer tokens, permissions, write throttling, the envelope of every answer |
 | `msgraph_devices.py` | `/devices` and the beta user-scoped devices, `add_device` |
 | `msgraph_batch.py` | `$batch` |
@@ -16,10 +16,15 @@ The choices made where Microsoft's documentation is silent are listed in sandbox
 """
 
 from sandbox.msgraph_authority import (
+    APP_SERVICE_ROUTE,
     DEFAULT_APP_ROLES,
+    IMDS_ROUTE,
     TOKEN_ROUTE,
     TokenAuthority,
+    finish_identity_response,
     finish_token_response,
+    identity_fault_response,
+    is_identity_path,
     token_fault_response,
 )
 from sandbox.msgraph_batch import BatchEndpoint
@@ -87,6 +92,8 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
     def _add_routes(self):
         add = self.routes.add
         add("POST", TOKEN_ROUTE.pattern, self._token_endpoint, name="token")
+        add("GET", IMDS_ROUTE.pattern, self._imds_endpoint, name="imds")
+        add("GET", APP_SERVICE_ROUTE.pattern, self._app_service_endpoint, name="identity_endpoint")
         devices = VERSION + "/devices"
         add("GET", devices, self._graph(self._list_devices))
         add("GET", devices + "/" + DOLLAR + "count", self._graph(self._count_devices))
@@ -109,11 +116,15 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         if TOKEN_ROUTE.fullmatch(request.path):
             return token_fault_response(rule, headers)
+        if is_identity_path(request.path):
+            return identity_fault_response(rule, request, headers)
         return self.graph_fault_response(rule, headers)
 
     def finish_response(self, request, response):
         if TOKEN_ROUTE.fullmatch(request.path):
             finish_token_response(request, response)
+        elif is_identity_path(request.path):
+            finish_identity_response(request, response)
         else:
             self.finish_graph_response(request, response)
 
@@ -124,6 +135,10 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         add("POST", r"/_sandbox/devices", self._control_add_device)
         add("POST", r"/_sandbox/tokens", self._control_issue_token)
         add("POST", r"/_sandbox/certificates", self._control_register_certificate)
+        add("POST", r"/_sandbox/federated_tokens", self._control_mint_federated_token)
+        for method in ("GET", "POST"):
+            add(method, r"/_sandbox/federated_credentials", self._control_federated_credentials)
+            add(method, r"/_sandbox/managed_identities", self._control_managed_identities)
 
     def _control_add_device(self, request, payload):
         if not isinstance(payload, dict):

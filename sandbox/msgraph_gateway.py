@@ -179,6 +179,8 @@ class GraphGateway:
             return body["error"].get("code")
         if body.get("error_codes"):
             return f"AADSTS{body['error_codes'][0]}"
+        if isinstance(body.get("error"), str):  # the instance metadata service's {"error", "error_description"}
+            return body["error"]
         return None
 
     def internal_error(self, request, exc):

@@ -1,8 +1,10 @@
 """Tests of the Feishu device-record sandbox (sandbox/feishu.py, sandbox/server.py)."""
 
+import hashlib
 import http.client
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import pytest
 import requests
 
 from sandbox import FeishuSandbox
+from sandbox.feishu import generate_records
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
@@ -167,6 +170,25 @@ def test_generated_records_are_deterministic_and_realistic():
             assert "serial_number" not in record  # empty fields are omitted
             assert {4: "android_id", 5: "idfv", 6: "aaid"}[system] in record
         assert "" not in record.values() and [] not in record.values()
+
+
+def test_lsa_info_has_the_apis_format_and_the_other_fields_keep_their_seeded_values():
+    records = generate_records(60, 7)
+    lines = [record["lsa_info"] for record in records.values() if "lsa_info" in record]
+    assert len(lines) == 15
+    line_format = re.compile(r"(\d{19}),(在线|离线),(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC),"
+                             r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC),(v\d+\.\d+\.\d+)")
+    for line in lines:  # e.g. 7522053803906960914,离线,2025/07/09 13:42:42 UTC,2025/07/18 05:09:21 UTC,v1.2.1
+        client_id, state, bound, last_online, version = line_format.fullmatch(line).groups()
+        assert bound <= last_online  # zero-padded, so text order is time order
+    assert {line.split(",")[1] for line in lines} == {"在线", "离线"}
+    bound_to_lsa = [record for record in records.values() if "lsa_info" in record]
+    assert all(record["device_system"] in (1, 2, 3) for record in bound_to_lsa)  # desktop clients only
+    # Tests elsewhere rely on the seeded records: everything but lsa_info is what it was before its format changed.
+    stable = {record_id: {name: value for name, value in record.items() if name != "lsa_info"}
+              for record_id, record in records.items()}
+    digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+    assert digest == "2ee2c48b147650f86693124c725d960835af6b157e523e92c6087a37475ac266"
 
 
 def test_get_returns_the_record(sb, client):

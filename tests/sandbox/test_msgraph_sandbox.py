@@ -1035,3 +1035,272 @@ def test_cli_all_serves_both_emulators():
         assert len(listed["value"]) == 6
     finally:
         stop_cli(process)
+
+
+# workload identity federation: a federated client assertion from the sandbox's identity provider
+
+
+def federated_token_request(sb, assertion, client_id=None):
+    return requests.post(f"{sb.url}/{sb.tenant_id}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": client_id or sb.client_id,
+        "scope": "https://graph.microsoft.com/.default", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    })
+
+
+def jwt_part(token, index):
+    part = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_a_federated_token_from_a_trusted_issuer_gets_an_app_token(sb, graph, tmp_path):
+    token_file = tmp_path / "azure-identity-token"
+    token = sb.mint_federated_token(path=token_file)
+    assert token_file.read_text() == token and (token_file.stat().st_mode & 0o777) == 0o600
+    header, claims = jwt_part(token, 0), jwt_part(token, 1)
+    assert header["alg"] == "RS256" and header["kid"] and "x5t" not in header
+    assert (claims["iss"], claims["sub"], claims["aud"]) == (sb.workload_issuer, sb.workload_subject,
+                                                             ["api://AzureADTokenExchange"])
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["kubernetes.io"] == {"namespace": "awx", "serviceaccount": {"name": "awx-ee"}}
+    response = federated_token_request(sb, token)
+    assert response.status_code == 200, response.text
+    graph.token = response.json()["access_token"]
+    assert jwt_part(graph.token, 1)["appid"] == sb.client_id
+    assert graph.get("/v1.0/devices?$top=1").status_code == 200
+    assert sb.workload_identity_environment(token_file) == {
+        "AZURE_FEDERATED_TOKEN_FILE": str(token_file), "AZURE_CLIENT_ID": sb.client_id,
+        "AZURE_TENANT_ID": sb.tenant_id, "AZURE_AUTHORITY_HOST": sb.url}
+
+
+@pytest.mark.parametrize("minted, status, error, code, says", [
+    ({"issuer": "https://oidc.other-cluster.test/"}, 401, "invalid_client", 700211,
+     "presented assertion issuer 'https://oidc.other-cluster.test/'"),
+    ({"subject": "system:serviceaccount:awx:default"}, 401, "invalid_client", 700213,
+     "presented assertion subject 'system:serviceaccount:awx:default'"),
+    ({"subject": "system:serviceaccount:AWX:awx-ee"}, 401, "invalid_client", 7002138,
+     "matches with case-insensitive comparison, but not with case-sensitive comparison"),
+    ({"audience": "api://other-audience"}, 400, "invalid_request", 70021,
+     "Assertion Audience: 'api://other-audience'"),
+    ({"issued_at": -7200, "lifetime": 3600}, 401, "invalid_client", 700024, "not within its valid time range"),
+    ({"issued_at": 900}, 401, "invalid_client", 700024, "not within its valid time range"),
+])
+def test_federated_assertions_that_match_no_credential_get_entras_codes(sb, minted, status, error, code, says):
+    if "issued_at" in minted:
+        minted = dict(minted, issued_at=time.time() + minted["issued_at"])
+    response = federated_token_request(sb, sb.mint_federated_token(**minted))
+    assert response.status_code == status
+    body = response.json()
+    assert (body["error"], body["error_codes"]) == (error, [code])
+    first_line = body["error_description"].splitlines()[0]
+    assert first_line.startswith(f"AADSTS{code}: ") and says in first_line
+    assert f"Trace ID: {body['trace_id']}" in body["error_description"]
+    assert sb.wire.entries()[-1]["api_code"] == f"AADSTS{code}"
+
+
+def test_a_forged_or_foreign_federated_token_fails_signature_validation(sb):
+    from sandbox.msgraph_auth import IssuerKey, federated_token_claims
+
+    token = sb.mint_federated_token()
+    claims = jwt_part(token, 1)
+    claims["sub"] = "system:serviceaccount:kube-system:admin"
+    header_part, _claims_part, signature = token.split(".")
+    forged = f"{header_part}.{b64url(json.dumps(claims).encode())}.{signature}"
+    foreign = IssuerKey().sign(federated_token_claims(sb.workload_issuer, sb.workload_subject,
+                                                      "api://AzureADTokenExchange", time.time(), 600))
+    for assertion, reason in ((forged, "failed signature validation"), (foreign, "The key was not found")):
+        response = federated_token_request(sb, assertion)
+        assert (response.status_code, response.json()["error_codes"]) == (401, [700027])
+        assert reason in response.json()["error_description"]
+    assert federated_token_request(sb, "eyJub3Q.a.jwt").status_code == 400
+
+
+def test_federated_credentials_and_tokens_through_the_control_endpoints(sb, tmp_path):
+    listed = requests.get(f"{sb.url}/_sandbox/federated_credentials").json()["federated_credentials"]
+    assert listed == [{"name": "awx-execution-nodes", "issuer": sb.workload_issuer, "subject": sb.workload_subject,
+                       "audiences": ["api://AzureADTokenExchange"]}]
+    subject = "system:serviceaccount:automation:controller"
+    added = requests.post(f"{sb.url}/_sandbox/federated_credentials", json={"subject": subject, "name": "ocp"})
+    assert added.json() == {"name": "ocp", "issuer": sb.workload_issuer, "subject": subject,
+                            "audiences": ["api://AzureADTokenExchange"]}
+    token_file = tmp_path / "token"
+    minted = requests.post(f"{sb.url}/_sandbox/federated_tokens",
+                           json={"subject": subject, "lifetime": 600, "path": str(token_file)}).json()
+    assert minted["token"] == token_file.read_text() and minted["subject"] == subject
+    assert minted["issuer"] == sb.workload_issuer and minted["expires_on"] > time.time()
+    assert federated_token_request(sb, token_file.read_text()).status_code == 200
+    assert requests.post(f"{sb.url}/_sandbox/federated_tokens", json={"sub": "x"}).status_code == 400
+    assert requests.post(f"{sb.url}/_sandbox/federated_credentials", json={"issuer": "x"}).status_code == 400
+
+
+def test_a_federated_token_for_another_app_is_still_refused_by_client_id(sb):
+    response = federated_token_request(sb, sb.mint_federated_token(), client_id=str(uuid.uuid4()))
+    assert (response.status_code, response.json()["error_codes"]) == (400, [700016])
+
+
+# managed identity: the instance metadata service (IMDS) form and the App Service form
+
+IMDS_PATH = "/metadata/identity/oauth2/token"
+
+
+def imds(sb, metadata="true", **params):
+    params = {"api-version": "2018-02-01", "resource": "https://graph.microsoft.com", **params}
+    headers = {"Metadata": metadata} if metadata is not None else {}
+    return requests.get(sb.url + IMDS_PATH, params={k: v for k, v in params.items() if v is not None},
+                        headers=headers)
+
+
+def app_service(sb, header=None, **params):
+    params = {"api-version": "2019-08-01", "resource": "https://graph.microsoft.com", **params}
+    return requests.get(sb.identity_endpoint, params={k: v for k, v in params.items() if v is not None},
+                        headers={"X-IDENTITY-HEADER": sb.identity_header if header is None else header})
+
+
+def test_imds_answers_a_graph_app_token_with_numbers_as_strings(sb, graph):
+    before = int(time.time())
+    response = imds(sb)
+    assert response.status_code == 200 and response.headers["x-ms-request-id"]
+    body = response.json()
+    assert set(body) == {"access_token", "client_id", "expires_in", "expires_on", "ext_expires_in", "not_before",
+                         "resource", "token_type"}
+    assert all(isinstance(body[name], str) for name in ("expires_in", "expires_on", "ext_expires_in", "not_before"))
+    assert int(body["expires_on"]) - int(body["not_before"]) == int(body["expires_in"]) == 86399
+    assert before <= int(body["not_before"]) <= time.time()
+    assert (body["resource"], body["token_type"]) == ("https://graph.microsoft.com", "Bearer")
+    assert body["client_id"] == sb.system_assigned_identity["client_id"]
+    claims = jwt_part(body["access_token"], 1)
+    assert (claims["appid"], claims["idtyp"], claims["roles"]) == (body["client_id"], "app", ["Device.ReadWrite.All"])
+    graph.token = body["access_token"]
+    device = first_device(sb, operatingSystem="Windows")
+    assert graph.get(f"/v1.0/devices/{device['id']}").status_code == 200
+    assert graph.patch(f"/v1.0/devices/{device['id']}", {"accountEnabled": False}).status_code == 204
+    assert imds(sb, resource=sb.url + "/").status_code == 200  # the sandbox's own root is Graph too
+    assert sb.managed_identity_environment("imds") == {"AZURE_POD_IDENTITY_AUTHORITY_HOST": sb.url}
+
+
+def test_managed_identity_tokens_carry_the_apps_roles(sb, graph):
+    sb.app_roles = ["Device.Read.All"]
+    graph.token = imds(sb).json()["access_token"]
+    device = first_device(sb, operatingSystem="Windows")
+    assert graph.get(f"/v1.0/devices/{device['id']}").status_code == 200
+    assert error_of(graph.patch(f"/v1.0/devices/{device['id']}", {"accountEnabled": False})) == (
+        403, "Authorization_RequestDenied")
+
+
+@pytest.mark.parametrize("metadata, params, status, body", [
+    (None, {}, 400, {"error": "invalid_request", "error_description": "Required metadata header not specified"}),
+    ("True", {}, 400, {"error": "invalid_request", "error_description": "Required metadata header not specified"}),
+    ("true", {"resource": None}, 400,
+     {"error": "invalid_request", "error_description": "Required audience parameter not specified"}),
+    ("true", {"client_id": "11111111-2222-3333-4444-555555555555"}, 400,
+     {"error": "invalid_request", "error_description": "Identity not found"}),
+])
+def test_imds_refusals(sb, metadata, params, status, body):
+    response = imds(sb, metadata=metadata, **params)
+    assert (response.status_code, response.json()) == (status, body)
+    assert sb.wire.entries()[-1]["api_code"] == "invalid_request"
+
+
+def test_imds_without_api_version_or_for_another_resource(sb):
+    no_version = imds(sb, **{"api-version": None})
+    assert no_version.status_code == 400
+    assert no_version.json()["error"].startswith("Bad request. api-version was not specified in the request.")
+    assert no_version.json()["newest-versions"]
+    other = imds(sb, resource="https://management.azure.com/")
+    assert (other.status_code, other.json()["error"]) == (400, "invalid_resource")
+    assert other.json()["error_description"].startswith(
+        "AADSTS500011: The resource principal named https://management.azure.com/ was not found")
+    assert imds(sb, **{"client_id": ["a", "b"]}).status_code == 400
+
+
+def test_a_user_assigned_identity_is_chosen_by_client_id_object_id_or_resource_id(sb):
+    user = sb.user_assigned_identities[0]
+    for name, value in (("client_id", user["client_id"]), ("object_id", user["principal_id"]),
+                        ("msi_res_id", user["resource_id"])):
+        body = imds(sb, **{name: value}).json()
+        assert body["client_id"] == user["client_id"], name
+        assert jwt_part(body["access_token"], 1)["appid"] == user["client_id"]
+    both = imds(sb, client_id=user["client_id"], object_id=user["principal_id"])
+    assert both.status_code == 400
+    assert app_service(sb, client_id=user["client_id"]).json()["client_id"] == user["client_id"]
+    assert app_service(sb, principal_id=user["principal_id"]).json()["client_id"] == user["client_id"]
+
+
+def test_without_a_system_assigned_identity_imds_needs_one_user_assigned_identity(sb):
+    sb.system_assigned_identity = None
+    only = sb.user_assigned_identities[0]
+    assert imds(sb).json()["client_id"] == only["client_id"]
+    second = sb.add_user_assigned_identity("fleetguard-audit")
+    assert second["resource_id"].endswith("/userAssignedIdentities/fleetguard-audit")
+    several = imds(sb)
+    assert several.status_code == 400
+    assert several.json()["error_description"].startswith("Multiple user assigned identities exist")
+    assert imds(sb, client_id=second["client_id"]).json()["client_id"] == second["client_id"]
+    sb.user_assigned_identities = []
+    assert imds(sb).json() == {"error": "invalid_request", "error_description": "Identity not found"}
+
+
+def test_the_app_service_form_needs_its_header_and_answers_expires_on(sb, graph):
+    response = app_service(sb)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "expires_on", "resource", "token_type", "client_id"}
+    assert isinstance(body["expires_on"], str) and 86390 < int(body["expires_on"]) - time.time() <= 86399
+    assert body["client_id"] == sb.system_assigned_identity["client_id"]
+    graph.token = body["access_token"]
+    assert graph.get("/v1.0/devices?$top=1").status_code == 200
+    for header in ("", "not-the-header"):
+        refused = app_service(sb, header=header)
+        assert refused.status_code == 401
+        assert refused.json()["statusCode"] == 401 and refused.headers["X-CORRELATION-ID"] == refused.json()[
+            "correlationId"]
+    unknown = app_service(sb, client_id=str(uuid.uuid4()))
+    assert (unknown.status_code, unknown.json()["message"]) == (400, "Unable to load the proper Managed Identity.")
+    assert app_service(sb, **{"api-version": "2017-09-01"}).status_code == 400
+    assert app_service(sb, resource=None).status_code == 400
+    assert sb.managed_identity_environment() == {"IDENTITY_ENDPOINT": sb.url + "/msi/token",
+                                                 "IDENTITY_HEADER": sb.identity_header}
+
+
+def test_managed_identities_through_the_control_endpoints(sb):
+    info = requests.get(f"{sb.url}/_sandbox/managed_identities").json()
+    assert info["identity_endpoint"] == sb.identity_endpoint and info["identity_header"] == sb.identity_header
+    assert info["imds_host"] == sb.url and info["system_assigned"] == sb.system_assigned_identity
+    added = requests.post(f"{sb.url}/_sandbox/managed_identities", json={"name": "extra", "client_id": "c-1"}).json()
+    assert added["client_id"] == "c-1" and imds(sb, client_id="c-1").json()["client_id"] == "c-1"
+    assert requests.post(f"{sb.url}/_sandbox/managed_identities", json={}).status_code == 400
+
+
+def test_faults_on_the_identity_endpoints_answer_in_their_shapes(sb):
+    sb.faults.add("status", match={"path_regex": "^/metadata/"}, status=503)
+    sb.faults.add("status", match={"path_regex": "^/msi/"}, status=500, message="boom")
+    refused = imds(sb)
+    assert (refused.status_code, refused.json()["error"]) == (503, "temporarily_unavailable")
+    failed = app_service(sb)
+    assert (failed.status_code, failed.json()["statusCode"], failed.json()["message"]) == (500, 500, "boom")
+    assert imds(sb).status_code == 200 and app_service(sb).status_code == 200
+
+
+# client-request-id: echoed on every Graph answer and in its error's innerError
+
+
+def test_the_client_request_id_is_echoed_on_401_faults_and_batch_parts(sb, graph):
+    trace = {"client-request-id": "7f6c9a1e-0000-4000-8000-00000000abcd"}
+    unauthenticated = requests.get(f"{sb.url}/v1.0/devices", headers=trace)
+    assert unauthenticated.headers["client-request-id"] == trace["client-request-id"]
+    assert unauthenticated.json()["error"]["innerError"]["client-request-id"] == trace["client-request-id"]
+    sb.faults.add("status", match={"method": "GET"}, status=429)
+    throttled = graph.get("/v1.0/devices", headers=trace)
+    assert throttled.status_code == 429
+    inner = throttled.json()["error"]["innerError"]
+    assert (inner["client-request-id"], inner["request-id"]) == (trace["client-request-id"],
+                                                                 throttled.headers["request-id"])
+    batch = graph.call("POST", "/v1.0/$batch", headers=trace, json={"requests": [
+        {"id": "1", "method": "GET", "url": f"/devices/{uuid.uuid4()}"}]})
+    part = batch.json()["responses"][0]
+    assert part["status"] == 404
+    assert part["body"]["error"]["innerError"]["client-request-id"] == trace["client-request-id"]
+    assert part["body"]["error"]["innerError"]["request-id"] == batch.headers["request-id"]
+    token_error = requests.post(f"{sb.url}/{sb.tenant_id}/oauth2/v2.0/token", data={"grant_type": "x"},
+                                headers=trace)
+    assert token_error.headers["client-request-id"] == trace["client-request-id"]
