@@ -211,7 +211,9 @@ class ManagedIdentityCredential:
         if response.status == 200 and body.get("access_token"):
             return body["access_token"], _lifetime(body)
         reason = body.get("error_description") or body.get("message") or body.get("error") or "HTTP %s" % response.status
-        details = dict(method="GET", path=urlparse(self.url).path, status=response.status, api_code=body.get("error"))
+        # IMDS names its request in x-ms-request-id; the App Service form in the body's correlationId.
+        details = dict(method="GET", path=urlparse(self.url).path, status=response.status, api_code=body.get("error"),
+                       request_id=response.headers.get("x-ms-request-id") or body.get("correlationId"))
         if response.status == 429 or response.status >= 500:
             raise TransientError("could not obtain a managed identity token: %s" % reason, **details)
         raise AuthenticationError("the managed identity endpoint refused: %s" % str(reason).splitlines()[0], **details)

@@ -112,12 +112,13 @@ def test_the_identity_endpoint_form_sends_its_header_and_reads_expires_on(script
     assert headers["X-IDENTITY-HEADER"] == "opaque-header" and "Metadata" not in headers
 
 
-def test_a_refused_managed_identity_is_an_authentication_error(scripted_server):
-    scripted_server.script = [(400, {}, {"error": "invalid_request", "error_description": "Identity not found"})]
+def test_a_refused_managed_identity_is_an_authentication_error_with_its_request_id(scripted_server):
+    scripted_server.script = [(400, {"x-ms-request-id": "imds-4711"},
+                               {"error": "invalid_request", "error_description": "Identity not found"})]
     credential = ManagedIdentityCredential(GRAPH, environ={"AZURE_POD_IDENTITY_AUTHORITY_HOST": scripted_server.url})
     with pytest.raises(AuthenticationError) as caught:
         credential.fetch(HttpTransport(timeout=5))
-    assert "Identity not found" in str(caught.value)
+    assert "Identity not found" in str(caught.value) and "imds-4711" in str(caught.value)
 
 
 def test_a_certificate_credential_is_chosen_from_its_path(tmp_path):
