@@ -56,7 +56,7 @@ PIP_INSTALL = $(1)/bin/python -m pip install --disable-pip-version-check -q
 PIP_FILTER := { grep -v -e 'is ignored: it is neither a file nor a directory' || true; }
 
 # The order `make test` runs in; it stops at the first failure.
-TEST_STEPS := venvs tree changelog-lint lint docs sanity units integration benchmark-smoke molecule importer ee
+TEST_STEPS := venvs tree changelog-lint lint docs docs-lint sanity units core-floor integration benchmark-smoke molecule importer ee
 
 .PHONY: help test demo benchmark benchmark-smoke venvs venv venv312 venv-importer tree tree-link tree-sanity sanity lint docs units \
         integration importer build changelog-lint clean clean-venvs distclean molecule chromium ee
@@ -198,6 +198,48 @@ build: venv
 importer: build venv-importer
 	tools/run-importer $(VENV_IMPORTER) $(DIST_DIR)/$(NAMESPACE)-$(NAME)-$$(sed -n 's/^version: *//p' galaxy.yml | tr -d "\"'").tar.gz build/importer
 
+# --- documentation lint (antsibull-docs) --------------------------------------------------------------
+# antsibull-docs lint-collection-docs --plugin-docs: every plugin's, module's and role's documentation
+# rendered as the Ansible documentation site does, its schema and markup checked, and every reference to
+# this collection's content and to ansible.builtin (M(), P(), O(), RV(), …) resolved. Its own venv
+# (.venv-docs, from requirements-dev-docs.txt): antsibull-docs brings Sphinx and friends.
+VENV_DOCS := .venv-docs
+.PHONY: venv-docs docs-lint
+venv-docs: $(VENV_DOCS)/.stamp
+$(VENV_DOCS)/.stamp: requirements-dev-docs.txt
+	@test -n "$(PYTHON311)" || { echo "*** No Python 3.11 found: set PYTHON311=/path/to/python3.11" >&2; exit 1; }
+	rm -rf $(VENV_DOCS)
+	$(PYTHON311) -m venv $(VENV_DOCS)
+	$(call PIP_INSTALL,$(VENV_DOCS)) -r requirements-dev-docs.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+docs-lint: venv-docs tree-link
+	cd $(LINK_TREE) && env $(call RUN_ENV,$(VENV_DOCS)) antsibull-docs lint-collection-docs \
+	  --plugin-docs --validate-collection-refs dependent .
+	@echo "docs-lint: antsibull-docs $$($(VENV_DOCS)/bin/python -c 'import importlib.metadata as m; print(m.version("antsibull-docs"))'): no finding"
+
+# --- the floor of the supported ansible-core range ------------------------------------------------------
+# meta/runtime.yml declares requires_ansible ">=2.19.0". The 3.11 leg (.venv) runs everything with the
+# latest 2.19 patch (ansible-test sanity before 2.19.14 rejects the `secret` documentation key the inventory
+# plugins use); this runs ansible-doc on every plugin and role and the unit tests again with 2.19.0 itself
+# (about 30 s, 15 s more when it makes its venv). The integration tests too:
+# make core-floor CORE_FLOOR_TESTS="tests/unit tests/integration" (about 2.5 min more).
+VENV_CORE_FLOOR := .venv-core-floor
+CORE_FLOOR_TESTS ?= tests/unit
+.PHONY: venv-core-floor core-floor
+venv-core-floor: $(VENV_CORE_FLOOR)/.stamp
+$(VENV_CORE_FLOOR)/.stamp: requirements-dev-core-floor.txt
+	@test -n "$(PYTHON311)" || { echo "*** No Python 3.11 found: set PYTHON311=/path/to/python3.11" >&2; exit 1; }
+	rm -rf $(VENV_CORE_FLOOR)
+	$(PYTHON311) -m venv $(VENV_CORE_FLOOR)
+	$(call PIP_INSTALL,$(VENV_CORE_FLOOR)) -r requirements-dev-core-floor.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+core-floor: venv-core-floor tree-link
+	env $(call RUN_ENV,$(VENV_CORE_FLOOR)) tools/check-docs
+	env $(call RUN_ENV,$(VENV_CORE_FLOOR)) tools/pytest-run core-2.19.0 $(VENV_CORE_FLOOR)/bin/python $(CORE_FLOOR_TESTS) -- \
+	  -n $(INTEGRATION_WORKERS) $(PYTEST_ARGS)
+
 # --- cleaning ---------------------------------------------------------------------------------------
 clean:
 	rm -rf build dist .ansible tests/output .pytest_cache importer_result.json
@@ -225,10 +267,15 @@ chromium:
 
 # `create` only writes the build context (Containerfile and files); `ansible-builder build` needs a
 # container engine, which CI does not have.
+# tools/check-ee-versions keeps the image's Python and ansible-core, the test legs and requires_ansible in
+# step, and requirements.txt free of pins and caps.
 ee: build
 	rm -rf $(EE_DIR)
+	$(RUN) $(VENV)/bin/python tools/check-ee-versions
 	$(RUN) ansible-builder create -f execution-environment.yml -c $(EE_DIR) --output-filename Containerfile
 	@test -s $(EE_DIR)/Containerfile && ls $(EE_DIR)/_build/collections/$(NAMESPACE)-$(NAME)-*.tar.gz >/dev/null
+	@grep -q '^ARG EE_BASE_IMAGE=.*python-312' $(EE_DIR)/Containerfile || \
+	  { echo "*** $(EE_DIR)/Containerfile does not build on the Python 3.12 base image" >&2; exit 1; }
 
 # --- demo -------------------------------------------------------------------------------------------
 # (owned by the demo's author; keep the targets above untouched when adding it)

@@ -33,8 +33,8 @@ MSGRAPH_BOOLEANS = tuple(option for option in V1_PROPERTIES if option in _BOOLEA
 MSGRAPH_STRINGS = tuple(option for option in V1_PROPERTIES if option not in _NOT_COMPARED + _BOOLEAN_OPTIONS)
 MSGRAPH_DESIRED = MSGRAPH_BOOLEANS + MSGRAPH_STRINGS + ("extension_attributes",)
 
-KNOWN_FIELDS = frozenset(("name",) + FEISHU_IDENTIFIERS + MSGRAPH_IDENTIFIERS + tuple(FEISHU_DESIRED)
-                         + MSGRAPH_DESIRED + tuple(EXTENSION_ATTRIBUTES))
+KNOWN_FIELDS = frozenset(
+    ("name",) + FEISHU_IDENTIFIERS + MSGRAPH_IDENTIFIERS + tuple(FEISHU_DESIRED) + MSGRAPH_DESIRED + tuple(EXTENSION_ATTRIBUTES))
 
 # How a baseline (a CSV cell in particular) spells a boolean, and an empty extension attribute.
 TRUE_WORDS = ("true", "yes", "on", "1")

@@ -228,8 +228,9 @@ class GraphClient:
                 for request in sent.item:
                     answer = sent.value[request["id"]]
                     status = answer.status
-                    retriable = (status == 429 or (status == 401 and self.tokens.can_refresh)
-                                 or (status is not None and status >= 500 and request["method"] == "GET"))
+                    refreshable = status == 401 and self.tokens.can_refresh
+                    failed_read = status is not None and status >= 500 and request["method"] == "GET"
+                    retriable = status == 429 or refreshable or failed_read
                     wait = 0.0 if status == 401 else retry_after_seconds(answer.headers)
                     if retriable and wait is not None and wait > MAX_RETRY_AFTER:
                         answer.error.message += (" (the server asked to wait %d s, more than the %d s a task waits;"
