@@ -96,7 +96,8 @@ def assert_read_and_changed(run, graph, device_id):
 def assert_no_credential_in(run, graph, *secrets):
     """None of these, no access token the sandbox issued and no assertion it received is in the output or the
     task results."""
-    assert "ESTABLISH LOCAL CONNECTION" in run.stdout and '"invocation"' in run.stdout  # really -vvvv
+    # Really -vvvv (the connection plugin's messages); ansible-core 2.21 no longer prints module invocations there.
+    assert "ESTABLISH LOCAL CONNECTION" in run.stdout
     assertions = [value for form in token_requests(graph) for value in form.get("client_assertion", [])]
     results = json.dumps(run.results)
     for secret in list(secrets) + graph.issued_tokens() + assertions:
