@@ -26,6 +26,21 @@ def shown(value):
     return "%s... (%d characters)" % (text[:SHOWN_MAX], len(value) if hasattr(value, "__len__") else len(text))
 
 
+# Longest text from an answer (a server's error message) a message repeats whole: a server may quote the
+# request back, and a request can carry a value of 10,000 characters.
+ANSWER_TEXT_MAX = 400
+
+
+def shown_text(value):
+    """Text an answer carried (a server's message), as is when short, else cut with the full length said;
+    anything but a string is shown as `shown()` shows it."""
+    if not isinstance(value, str):
+        return shown(value)
+    if len(value) <= ANSWER_TEXT_MAX:
+        return value
+    return "%s... (%d characters)" % (value[:ANSWER_TEXT_MAX], len(value))
+
+
 class FleetguardError(Exception):
     """Base error. `str()` gives one line an operator can act on."""
 

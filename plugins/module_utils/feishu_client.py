@@ -24,9 +24,10 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     NotFoundError,
     TransientError,
     shown,
+    shown_text,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
-from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
+from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache, token_answer_problem
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
     path_segment,
@@ -100,15 +101,27 @@ class FeishuClient:
         response = self.transport.request(
             "POST", TOKEN_PATH, json_body=dict(app_id=self._app_id, app_secret=self._app_secret),
             headers={"Content-Type": JSON_CONTENT_TYPE}, idempotent=True, throttled=_throttled)
-        body = response.json if isinstance(response.json, dict) else {}
-        if response.status == 200 and body.get("code") == 0 and body.get("tenant_access_token"):
-            return body["tenant_access_token"], body.get("expire")
-        details = dict(method="POST", path=TOKEN_PATH, status=response.status, api_code=body.get("code"),
-                       request_id=_log_id(response))
-        reason = body.get("msg") or "HTTP %s" % response.status
-        if response.status == 429 or response.status >= 500:
+        body = _envelope(response)
+        code = body.get("code")
+        details = dict(method="POST", path=TOKEN_PATH, status=response.status, request_id=_log_id(response),
+                       api_code=code if _is_code(code) else None)
+        if response.status == 429 or response.status >= 500 or code == RATE_LIMITED:
+            reason = _shown_msg(body) or "HTTP %s" % response.status
             raise TransientError("could not obtain a tenant_access_token: %s" % reason, **details)
-        raise AuthenticationError("Feishu refused app_id/app_secret: %s" % reason, **details)
+        if not _is_code(code):
+            # Not Feishu's envelope (an HTML page from a proxy, a body of another API): no verdict on the secret.
+            what = ("a body that is not JSON" if response.json is None else "JSON without Feishu's envelope"
+                    if isinstance(response.json, dict) else "a JSON %s, not an object" % type(response.json).__name__)
+            raise ApiError("Feishu answered the tenant_access_token request with %s, which this collection does not"
+                           " understand: check base_url" % what, **details)
+        if code != 0 or response.status >= 400:
+            raise AuthenticationError("Feishu refused app_id/app_secret: %s" % (
+                _shown_msg(body) or "HTTP %s" % response.status), **details)
+        token, expire = body.get("tenant_access_token"), body.get("expire")
+        problem = token_answer_problem(token, expire, "tenant_access_token", "expire")
+        if problem:
+            raise ApiError("Feishu answered the tenant_access_token request with code 0, but %s" % problem, **details)
+        return token, expire
 
     # --- the envelope -----------------------------------------------------------------------------
 
@@ -197,6 +210,17 @@ def _envelope(response):
     return response.json if isinstance(response.json, dict) else {}
 
 
+def _is_code(code):
+    """Whether `code` is an envelope's code (an integer; a boolean is not one)."""
+    return isinstance(code, int) and not isinstance(code, bool)
+
+
+def _shown_msg(envelope):
+    """The envelope's msg, cut when long (errors.shown_text); None when it has none."""
+    message = envelope.get("msg")
+    return shown_text(message) if message not in (None, "") else None
+
+
 def _throttled(response):
     """Feishu's gateway may say "rate limited" in the envelope under HTTP 200 or 400, not only with 429."""
     return _envelope(response).get("code") == RATE_LIMITED
@@ -215,7 +239,7 @@ def _log_id(response):
 
 def _api_error(response, envelope, method, path):
     code = envelope.get("code")
-    message = envelope.get("msg") or "HTTP %s with no Feishu envelope" % response.status
+    message = _shown_msg(envelope) or "HTTP %s with no Feishu envelope" % response.status
     details = dict(method=method, path=path, status=response.status, api_code=code, request_id=_log_id(response))
     if code in AUTH_CODES:
         return AuthenticationError(message, **details)
@@ -223,6 +247,7 @@ def _api_error(response, envelope, method, path):
         return NotFoundError(message, **details)
     if response.status == 429 or code == RATE_LIMITED:
         return TransientError("still rate limited after retries: " + message, **details)
-    if response.status >= 500:
+    if response.status >= 500 or not _is_code(code):
+        # A 5xx, or an answer that is not Feishu's (an HTML page from a proxy): a write may or may not have landed.
         return TransientError(message, maybe_applied=method not in ("GET", "HEAD"), **details)
     return ApiError(message, **details)

@@ -160,48 +160,66 @@ class FeishuDeviceRecords:
         return changes_from(results, self.ID_KEY)
 
     def _converge_one(self, current, desired, check_mode):
-        """Check mode follows the same path as a real run and stops before the PUT."""
+        """Check mode follows the same path as a real run and stops before the PUT.
+
+        A PUT carries the version it was read at, so a PUT whose answer was lost can land late only while the record
+        is still at that version: a resend at the same version and a late original never both apply. A read that
+        shows the desired state at a newer version after such a PUT is this task's write (or another writer's
+        matching one): changed. A PUT given up on while its answer is lost is settled first (settle.py)."""
         record_id = current["device_record_id"]
         first_seen = current
         versions = [current.get("version")]
-        last_transient = None
-        for dummy in range(MAX_WRITE_ATTEMPTS):
+        lost = None  # the last PUT whose answer was lost: it may have landed, or may still land
+        lost_version = last_error = None
+        for attempt in range(MAX_WRITE_ATTEMPTS + 1):
             delta = changed_fields(current, desired)
             if not delta:
-                # Nothing to write (perhaps another writer got there first): not a change of ours.
-                return Change(first_seen, current, changed=False)
+                # Nothing (left) to write: our own PUT whose answer was lost landed, or another writer got there.
+                return Change(first_seen, current, changed=lost is not None)
+            if attempt == MAX_WRITE_ATTEMPTS:
+                break
             predicted = apply_changes(current, delta)
             if check_mode:
                 return Change(first_seen, predicted, changed=True)
             try:
                 self.client.update_record(record_id, current["version"], predicted["device_ownership"],
                                           predicted["device_status"])
-            except NotFoundError:
+            except NotFoundError as exc:
                 # Stale version, or the record vanished: the fresh read tells which.
-                last_transient = None
-                current = self._reread(record_id)
-                versions.append(current.get("version"))
-                continue
+                last_error = exc
             except ApiError as exc:
                 if not exc.maybe_applied:
                     raise
-                last_transient = exc
-                current = self._reread(record_id)
-                versions.append(current.get("version"))
-                if not changed_fields(current, desired):
-                    # Our write landed; its answer was lost.
-                    return Change(first_seen, current, changed=True)
-                continue
-            try:
-                after = self.client.get_record(record_id)
-            except FleetguardError:
-                # The write was acknowledged: a read-back that fails does not undo it.
-                after = None
-            return Change(first_seen, after if after is not None else predicted, changed=True)
-        if last_transient is not None:
-            last_transient.message = "gave up after %d attempts, each re-read showed it had not landed: %s" % (
-                MAX_WRITE_ATTEMPTS, last_transient.message)
-            raise last_transient
+                lost = last_error = exc
+                lost_version = current["version"]
+            else:
+                try:
+                    after = self.client.get_record(record_id)
+                except FleetguardError:
+                    # The write was acknowledged: a read-back that fails does not undo it.
+                    after = None
+                return Change(first_seen, after if after is not None else predicted, changed=True)
+            current = self._reread(record_id)
+            versions.append(current.get("version"))
+        if last_error is lost and lost.status is None:
+            # No answer at all to the last PUT: it may still be on its way, and can land while the record is at the
+            # version it carries. Wait for it, or for the version to move on, before giving up.
+            def settled(record):
+                return record is None or record.get("version") != lost_version or not changed_fields(record, desired)
+
+            fresh, never_settled = settle(self._read, [record_id], settled, self.client.transport)
+            current = fresh[record_id]
+            if current is None:
+                raise NotFoundError("the record was deleted while this task was updating it",
+                                    method="GET", path="device_records/%s" % record_id)
+            versions.append(current.get("version"))
+            if not changed_fields(current, desired):
+                return Change(first_seen, current, changed=True)
+            if never_settled:
+                raise give_up(lost, True, MAX_WRITE_ATTEMPTS)
+        elif last_error is lost:
+            # The server answered the last PUT with a fault, and the re-read showed it had not landed.
+            raise give_up(lost, False, MAX_WRITE_ATTEMPTS)
         raise ApiError(
             "gave up after %d attempts: the record kept changing under us (version read first %s, last %s)"
             % (MAX_WRITE_ATTEMPTS, versions[0], versions[-1]), method="PUT", path="device_records/%s" % record_id)

@@ -13,11 +13,47 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
+import re
 import threading
 import time
 
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, shown
+
 # Renew a token this many seconds before the issuer says it expires.
 EXPIRY_MARGIN = 300
+# What a bearer token may hold (RFC 6750 b64token, and any other visible ASCII character): a value with a space or
+# a line break would be refused by requests, whose message quotes the header, token included.
+TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
+
+
+def lifetime_seconds(value):
+    """Seconds a token lives, from the issuer's field: a number, or a string of one (managed identity endpoints
+    send "3599"); None when the answer has none. Raises ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(value)
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(value)
+    return seconds
+
+
+def token_answer_problem(token, lifetime, token_field="token", lifetime_field="lifetime"):
+    """What is wrong with the token and lifetime an issuer answered, or None. The token itself is never shown
+    (it may be a working credential); the lifetime is."""
+    if token is None or token == "":
+        return "it has no %s" % token_field
+    if not isinstance(token, str):
+        return "its %s is %s, not a string" % (token_field, type(token).__name__)
+    if not TOKEN_PATTERN.fullmatch(token):
+        return "its %s holds spaces, line breaks or other characters a bearer token cannot hold" % token_field
+    try:
+        lifetime_seconds(lifetime)
+    except ValueError:
+        return "its %s %s is not a number of seconds" % (lifetime_field, shown(lifetime))
+    return None
 
 
 class TokenCache:
@@ -51,8 +87,13 @@ class TokenCache:
 
     def _renew(self):
         token, lifetime = self._fetch()
+        # The clients check their issuers' answers and name the request; this keeps any other fetch honest.
+        problem = token_answer_problem(token, lifetime)
+        if problem:
+            raise ApiError("the token issuer answered with a token this collection cannot use: %s" % problem)
         self._token = token
-        self._expires_at = self._clock() + max(0, int(lifetime or 0) - self._margin)
+        # Without a lifetime the token is used for one request at a time and fetched again.
+        self._expires_at = self._clock() + max(0.0, (lifetime_seconds(lifetime) or 0.0) - self._margin)
         return token
 
     def send(self, request, rejected):

@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import json
 import random
+import re
 import time
 import traceback
 
@@ -228,6 +229,13 @@ class HttpTransport:
                 raise TransientError("%s; gave up after %d attempts" % (reason, attempt + 1),
                                      method=method, path=error_path)
             return None
+        except requests.exceptions.InvalidHeader:
+            # requests quotes the refused value, which may be a token: name the header only.
+            names = ", ".join(sorted(name for name, value in (kwargs.get("headers") or {}).items()
+                                     if not _valid_header_value(value))) or "a header"
+            raise InputError("the request could not be sent: the value of %s holds a line break, leading whitespace"
+                             " or another character HTTP does not allow (a token or id with a stray space or newline?)"
+                             % names, method=method, path=error_path)
         except (requests.exceptions.RequestException, ValueError) as exc:
             # A malformed URL or header value: nothing was sent.
             raise InputError("the request could not be sent (%s: %s)" % (type(exc).__name__, _first_line(exc)),
@@ -235,6 +243,14 @@ class HttpTransport:
 
     def close(self):
         self.session.close()
+
+
+def _valid_header_value(value):
+    """Whether requests sends `value` as a header value: text that starts with no whitespace and holds no line break
+    (requests.utils.check_header_validity)."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return isinstance(value, str) and not re.match(r"\s", value) and not re.search(r"[\r\n\x00]", value)
 
 
 def _first_line(exc):

@@ -89,7 +89,7 @@ def run(module, client):
     params = module.params
     limit = params.get("limit")
     if limit is not None and limit < 1:
-        raise InputError("limit must be at least 1")
+        raise InputError("limit must be at least 1, not %d" % limit)
     records, missing = [], []
     if params.get("device_record_id") is not None:
         for record_id in params["device_record_id"]:

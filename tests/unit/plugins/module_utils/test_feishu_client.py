@@ -7,6 +7,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     AuthenticationError,
     InputError,
     NotFoundError,
+    TransientError,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import FeishuDeviceRecords
@@ -103,3 +104,54 @@ def test_malformed_record_ids_are_refused_before_any_request(feishu_sandbox, fei
     with pytest.raises(InputError):
         FeishuDeviceRecords(feishu_client).resolve("device_record_id", ["7400000000000000001", bad])
     assert feishu_sandbox.wire.entries() == []
+
+
+HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+CANARY_TOKEN = "t-canarytoken0123456789"
+
+
+@pytest.mark.parametrize("answer, named", [
+    (dict(body=HTML_PAGE, content_type="text/html"), "a body that is not JSON"),
+    (dict(body=["t-1"]), "a JSON list, not an object"),
+    (dict(body={"ok": True}), "JSON without Feishu's envelope"),
+    (dict(body={"code": 0, "msg": "ok"}), "it has no tenant_access_token"),
+    (dict(body={"code": 0, "msg": "ok", "tenant_access_token": {"a": 1}, "expire": 7200}),
+     "its tenant_access_token is dict, not a string"),
+    (dict(body={"code": 0, "msg": "ok", "tenant_access_token": 5, "expire": 7200}),
+     "its tenant_access_token is int, not a string"),
+    (dict(body={"code": 0, "msg": "ok", "tenant_access_token": CANARY_TOKEN, "expire": "soon"}),
+     "its expire 'soon' is not a number of seconds"),
+    (dict(body={"code": 0, "msg": "ok", "tenant_access_token": CANARY_TOKEN, "expire": {"s": 1}}),
+     "its expire {'s': 1} is not a number of seconds"),
+], ids=["html-under-200", "a-list", "no-envelope", "no-token", "token-an-object", "token-a-number",
+        "expire-a-word", "expire-an-object"])
+def test_a_token_answer_of_the_wrong_shape_is_named_not_taken_for_a_refusal(
+        feishu_sandbox, feishu_client, answer, named):
+    feishu_sandbox.faults.add(action="answer", match={"method": "POST", "path_regex": TOKEN}, **answer)
+    with pytest.raises(ApiError) as caught:
+        feishu_client.get_record(sorted(feishu_sandbox.records)[0])
+    assert not isinstance(caught.value, AuthenticationError)
+    assert named in str(caught.value) and "refused" not in str(caught.value)
+    assert caught.value.path.endswith("/tenant_access_token/internal") and caught.value.status == 200
+    assert CANARY_TOKEN not in str(caught.value)
+    assert [e["method"] for e in feishu_sandbox.wire.entries()] == ["POST"], "a request was sent without a token"
+
+
+def test_a_long_msg_in_an_error_envelope_is_cut(feishu_sandbox, feishu_client):
+    feishu_sandbox.faults.add(action="answer", match={"method": "GET", "path_regex": LIST},
+                              body={"code": 1780101, "msg": "Request param error: " + "x" * 10000})
+    with pytest.raises(ApiError) as caught:
+        feishu_client.list_page({})
+    assert "Request param error: xxx" in str(caught.value) and "10021 characters" in str(caught.value)
+    assert len(str(caught.value)) < 1000
+
+
+def test_a_token_request_still_rate_limited_after_its_retries_is_transient_not_a_refusal(feishu_sandbox):
+    feishu_sandbox.faults.add(action="answer", match={"method": "POST", "path_regex": TOKEN},
+                              body={"code": 99991400, "msg": "request trigger frequency limit"}, times=5)
+    client = FeishuClient(HttpTransport(feishu_sandbox.url, max_retries=1, backoff_base=0.001),
+                          app_id=feishu_sandbox.app_id, app_secret=feishu_sandbox.app_secret)
+    with pytest.raises(TransientError) as caught:
+        client.list_page({})
+    assert "request trigger frequency limit" in str(caught.value) and "refused" not in str(caught.value)
+    assert len(feishu_sandbox.wire.entries(method="POST")) == 2

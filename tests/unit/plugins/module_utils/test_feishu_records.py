@@ -50,3 +50,108 @@ class TestResolve:
         assert [r["device_record_id"] for r in matches[name]] == [record_id]
         (call,) = feishu_sandbox.wire.entries(path_regex=LIST)
         assert call["query"]["device_name"] == name
+
+
+class TestConvergeWithLostAnswers:
+    """PUTs whose answers are lost to the client's timeout or a dropped connection. A PUT carries the version it
+    was read at, so a late original and a resend never both apply; what the task reports must say what it did."""
+
+    TIMEOUT = 1.0
+    PUT = {"method": "PUT"}
+
+    def records(self, sandbox):
+        from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
+        from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+
+        transport = HttpTransport(sandbox.url, timeout=self.TIMEOUT, max_retries=3, backoff_base=0.001,
+                                  backoff_cap=0.01)
+        return FeishuDeviceRecords(FeishuClient(transport, app_id=sandbox.app_id, app_secret=sandbox.app_secret))
+
+    @staticmethod
+    def trusted(sandbox):
+        record_id = [r for r in sorted(sandbox.records) if sandbox.records[r].get("device_status", 0) != 2][0]
+        return record_id, dict(sandbox.records[record_id])
+
+    @staticmethod
+    def short_settle(monkeypatch, seconds):
+        from ansible_collections.fleetguard.devices.plugins.module_utils import settle
+
+        monkeypatch.setattr(settle, "SETTLE_MIN", seconds)
+        monkeypatch.setattr(settle, "SETTLE_TIMEOUTS", 0)
+        monkeypatch.setattr(settle, "SETTLE_POLL", 0.1)
+
+    @staticmethod
+    def applied(sandbox):
+        return [e for e in sandbox.wire.entries(method="PUT") if e["status"] == 200 and e["api_code"] == 0]
+
+    def test_a_late_put_and_its_resend_refused_as_stale_is_reported_changed(self, feishu_sandbox):
+        record_id, record = self.trusted(feishu_sandbox)
+        # The first PUT lands 1.6 s after it was sent (the client gave up at 1 s); the one sent again after the
+        # re-read is handled after it, at the version the first one replaced.
+        feishu_sandbox.faults.add(action="latency", seconds=1.6, match=self.PUT, times=1)
+        feishu_sandbox.faults.add(action="latency", seconds=0.9, match=self.PUT, times=1)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        assert changes[record_id].changed is True and changes[record_id].error is None
+        assert len(self.applied(feishu_sandbox)) == 1 and feishu_sandbox.records[record_id]["version"] == "1"
+
+    def test_a_stale_answer_on_the_last_attempt_is_checked_for_this_tasks_own_late_put(self, feishu_sandbox):
+        record_id, record = self.trusted(feishu_sandbox)
+        # 1st PUT: lands late. 2nd: dropped before it applies. 3rd, the last: handled after the 1st landed, stale.
+        feishu_sandbox.faults.add(action="latency", seconds=1.6, match=self.PUT, times=1)
+        feishu_sandbox.faults.add(action="reset", match=self.PUT, times=1)
+        feishu_sandbox.faults.add(action="latency", seconds=0.9, match=self.PUT, times=1)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        assert len(feishu_sandbox.wire.entries(method="PUT")) == 3
+        assert changes[record_id].error is None, changes[record_id].error
+        assert changes[record_id].changed is True and feishu_sandbox.records[record_id]["device_status"] == 2
+
+    def test_giving_up_while_the_last_answer_is_lost_settles_first_and_sees_the_late_put(
+            self, feishu_sandbox, monkeypatch):
+        self.short_settle(monkeypatch, 5.0)
+        record_id, record = self.trusted(feishu_sandbox)
+        # The first PUT lands 1.6 s late; the two sent after it are dropped before they apply.
+        feishu_sandbox.faults.add(action="latency", seconds=1.6, match=self.PUT, times=1)
+        feishu_sandbox.faults.add(action="reset", match=self.PUT, times=2)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        assert changes[record_id].error is None, changes[record_id].error
+        assert changes[record_id].changed is True
+        assert len(self.applied(feishu_sandbox)) == 1 and feishu_sandbox.records[record_id]["version"] == "1"
+
+    def test_a_put_whose_answers_were_all_lost_and_that_never_shows_is_uncertain(self, feishu_sandbox, monkeypatch):
+        from ansible_collections.fleetguard.devices.plugins.module_utils.errors import UncertainWrite
+
+        self.short_settle(monkeypatch, 0.5)
+        record_id, record = self.trusted(feishu_sandbox)
+        feishu_sandbox.faults.add(action="reset", match=self.PUT, times=3)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        assert isinstance(changes[record_id].error, UncertainWrite), changes[record_id].error
+        # Settled by reads: a few GETs after the last PUT, no fourth PUT.
+        assert len(feishu_sandbox.wire.entries(method="PUT")) == 3
+        assert feishu_sandbox.records[record_id]["version"] == "0"
+
+    def test_a_lost_put_settles_as_soon_as_another_writer_moves_the_version_on(self, feishu_sandbox, monkeypatch):
+        self.short_settle(monkeypatch, 30.0)
+        record_id, record = self.trusted(feishu_sandbox)
+        feishu_sandbox.faults.add(action="reset", match=self.PUT, times=3)
+        # Another writer edits the record once the last PUT was dropped: no PUT at the old version can land now.
+        original = feishu_sandbox.process
+
+        def process(request):
+            answer = original(request)
+            if len(feishu_sandbox.wire.entries(method="PUT")) == 3 and feishu_sandbox.records[record_id]["version"] == "0":
+                feishu_sandbox.concurrent_edit(record_id, device_ownership=1)
+            return answer
+
+        monkeypatch.setattr(feishu_sandbox, "process", process)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        error = changes[record_id].error
+        assert error is not None and "kept changing" in error.message, error
+        assert len(feishu_sandbox.wire.entries(method="GET")) < 10, "the settle waited for a PUT that could not land"
+
+    def test_a_put_answered_by_a_page_that_is_not_feishus_is_re_read_and_sent_again(self, feishu_sandbox):
+        record_id, record = self.trusted(feishu_sandbox)
+        feishu_sandbox.faults.add(action="answer", body="<html><body>Maintenance</body></html>",
+                                  content_type="text/html", match=self.PUT, times=1)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        assert changes[record_id].error is None, changes[record_id].error
+        assert changes[record_id].changed is True and len(self.applied(feishu_sandbox)) == 1

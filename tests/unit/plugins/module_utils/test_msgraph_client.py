@@ -322,3 +322,24 @@ def test_sub_requests_refused_for_an_expired_token_are_resent_with_a_new_one(scr
     assert scripted_server.requests[3][2]["Authorization"] == "Bearer eyJ.second.token"
     # No back-off: only the write limiter's spacing between sub-requests.
     assert all(wait < 0.1 for wait in sleeps)
+
+
+def test_a_graph_error_that_quotes_a_long_request_back_is_cut():
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import graph_error
+
+    long_filter = "displayName eq '" + "x" * 10000
+    body = {"error": {"code": "BadRequest" + "!" * 5000,
+                      "message": "Invalid filter clause: unterminated string literal in '%s'" % long_filter,
+                      "innerError": {"request-id": "r" * 5000}}}
+    error = graph_error(400, body, {}, "GET", "/devices")
+    text = str(error)
+    assert "Invalid filter clause: unterminated string literal in 'displayName eq 'xxx" in text
+    assert "(10072 characters)" in text and "(5010 characters)" in text and "(5000 characters)" in text
+    assert len(text) < 1500
+
+
+def test_a_graph_error_whose_fields_are_not_text_is_shown_not_crashed_on():
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import graph_error
+
+    error = graph_error(400, {"error": {"code": 5, "message": {"text": "no"}}}, {}, "GET", "/devices")
+    assert error.message == "{'text': 'no'}" and error.api_code == "5"

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import AuthenticationError, InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, AuthenticationError, InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
     CertificateCredential,
     ClientSecretCredential,
@@ -128,3 +128,87 @@ def test_a_certificate_credential_is_chosen_from_its_path(tmp_path):
     chosen = select_credential(params(client_certificate_path=pem), GRAPH, "https://login", environ={})
     assert isinstance(chosen, CertificateCredential)
     assert chosen.token_url == "https://login/%s/oauth2/v2.0/token" % TENANT
+
+
+@pytest.mark.parametrize("tenant_id", [
+    "../../common", "contoso?p=1", "contoso#x", "%2F..%2Fcommon", "contoso.onmicrosoft.com/../x", "a b.example",
+    "contoso..com", "-contoso.com", "contoso", "1.2.3.4", "contoso.onmicrosoft.com\n", "contoso\u0131.com", "",
+    "t" * 10000,
+], ids=["dot-segments", "query", "fragment", "encoded-slashes", "domain-then-path", "space", "empty-label",
+        "label-starting-with-a-hyphen", "one-label", "an-address", "trailing-newline", "non-ascii", "empty",
+        "10000-characters"])
+def test_a_tenant_id_that_is_no_guid_or_domain_name_is_refused_naming_it_cut_short(tenant_id):
+    kinds = [dict(client_secret="s"), dict(federated_token_file="/nonexistent/token")]
+    for kind in kinds:
+        with pytest.raises(InputError) as caught:
+            select_credential(params(tenant_id=tenant_id, **kind), GRAPH, "https://login.microsoftonline.com")
+        message = str(caught.value)
+        assert "tenant_id" in message
+        assert (repr(tenant_id)[:60] in message) if tenant_id else ("tenant_id" in message)
+        assert len(message) < 400
+
+
+@pytest.mark.parametrize("word", ["common", "organizations", "consumers", "Common"])
+def test_the_words_for_any_tenant_are_refused_the_client_credentials_flow_needs_one(word):
+    with pytest.raises(InputError) as caught:
+        select_credential(params(tenant_id=word, client_secret="s"), GRAPH, "https://login.microsoftonline.com")
+    assert repr(word) in str(caught.value) and "names no tenant" in str(caught.value)
+
+
+@pytest.mark.parametrize("tenant_id", [TENANT, TENANT.upper(), "contoso.onmicrosoft.com", "Fleet-Guard.example.co.uk",
+                                       "xn--bcher-kva.example"])
+def test_a_tenant_id_or_verified_domain_name_is_the_token_urls_path_segment(tenant_id):
+    credential = select_credential(params(tenant_id=tenant_id, client_secret="s"), GRAPH, "https://login.example/")
+    assert credential.token_url == "https://login.example/%s/oauth2/v2.0/token" % tenant_id
+
+
+HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+CANARY_TOKEN = "eyJ0eXAiOiJKV1QifQ.e30.canarysignature"
+TOKEN_CALL = {"method": "POST", "path_regex": r"/oauth2/v2\.0/token$"}
+
+
+@pytest.mark.parametrize("answer, named", [
+    (dict(body=HTML_PAGE, content_type="text/html"), "HTTP 200 with a body that is not JSON"),
+    (dict(body=["x"]), "HTTP 200 with a JSON list, not an object"),
+    (dict(body={"token_type": "Bearer", "expires_in": 3599}), "it has no access_token"),
+    (dict(body={"token_type": "Bearer", "access_token": 5, "expires_in": 3599}), "its access_token is int"),
+    (dict(body={"token_type": "Bearer", "access_token": {"a": 1}, "expires_in": 3599}), "its access_token is dict"),
+    (dict(body={"token_type": "Bearer", "access_token": CANARY_TOKEN, "expires_in": "soon"}),
+     "its expires_in 'soon' is not a number of seconds"),
+    (dict(status=400, body=HTML_PAGE, content_type="text/html"), "HTTP 400 with a body that is not JSON"),
+], ids=["html-under-200", "a-list", "no-token", "token-a-number", "token-an-object", "expires-in-a-word",
+        "html-under-400"])
+def test_a_token_answer_of_the_wrong_shape_is_named_not_taken_for_a_refusal(graph_sandbox, answer, named):
+    graph_sandbox.faults.add(action="answer", match=TOKEN_CALL, **answer)
+    credential = ClientSecretCredential(graph_sandbox.url, graph_sandbox.tenant_id, graph_sandbox.client_id,
+                                        GRAPH + "/.default", secret="s")
+    with pytest.raises(ApiError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    assert not isinstance(caught.value, AuthenticationError)
+    assert named in str(caught.value) and "refused" not in str(caught.value)
+    assert caught.value.path.endswith("/oauth2/v2.0/token")
+    assert CANARY_TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize("body, named, code", [
+    ({"error": {"code": "BadRequest", "message": "Bad tenant"}}, "refused the client secret: Bad tenant", "BadRequest"),
+    ({"error": "invalid_client", "error_codes": "7000215", "error_description": "AADSTS7000215: Invalid client secret"},
+     "AADSTS7000215: Invalid client secret", "invalid_client"),
+    ({"error": "invalid_request", "error_codes": [90002],
+      "error_description": "AADSTS90002: Tenant '%s' not found" % ("t" * 10000)}, "(10032 characters)", 90002),
+], ids=["graph-shaped-error", "error-codes-not-a-list", "long-description"])
+def test_a_refusal_in_any_shape_names_the_authoritys_reason_cut_short(scripted_server, body, named, code):
+    scripted_server.script = [(400, {}, body)]
+    credential = ClientSecretCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default", secret="s")
+    with pytest.raises(AuthenticationError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    assert named in str(caught.value) and caught.value.api_code == code
+    assert len(str(caught.value)) < 1000
+
+
+def test_a_managed_identity_token_of_the_wrong_shape_is_named(scripted_server):
+    scripted_server.script = [(200, {}, {"access_token": {"a": 1}, "expires_in": "86399", "resource": GRAPH})]
+    credential = ManagedIdentityCredential(GRAPH, environ={"AZURE_POD_IDENTITY_AUTHORITY_HOST": scripted_server.url})
+    with pytest.raises(ApiError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    assert "its access_token is dict, not a string" in str(caught.value)

@@ -2,6 +2,9 @@
 
 import threading
 
+import pytest
+
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 
 
@@ -59,3 +62,32 @@ def test_threads_that_see_the_same_rejection_fetch_one_new_token():
     for thread in threads:
         thread.join()
     assert issuer.issued == ["t-1", "t-2"]
+
+
+@pytest.mark.parametrize("token, lifetime, named", [
+    ({"a": 1}, 7200, "its token is dict, not a string"),
+    (5, 7200, "its token is int, not a string"),
+    (None, 7200, "it has no token"),
+    ("", 7200, "it has no token"),
+    ("t-canary-token 5e1f\r\nX-Injected: 1", 7200, "characters a bearer token cannot hold"),
+    ("t-canary-token-5e1f", "soon", "its lifetime 'soon' is not a number of seconds"),
+    ("t-canary-token-5e1f", {"seconds": 7200}, "its lifetime {'seconds': 7200} is not a number of seconds"),
+    ("t-canary-token-5e1f", True, "its lifetime True is not a number of seconds"),
+    ("t-canary-token-5e1f", -5, "its lifetime -5 is not a number of seconds"),
+], ids=["token-object", "token-number", "no-token", "empty-token", "token-with-a-line-break", "lifetime-a-word",
+        "lifetime-an-object", "lifetime-a-boolean", "lifetime-negative"])
+def test_an_unusable_token_answer_fails_naming_what_is_wrong_never_the_token(token, lifetime, named):
+    cache = TokenCache(fetch=lambda: (token, lifetime), clock=lambda: 0.0)
+    with pytest.raises(ApiError) as caught:
+        cache.get()
+    assert named in str(caught.value)
+    assert "canary" not in str(caught.value)
+
+
+@pytest.mark.parametrize("lifetime", [7200, 7200.0, "7200", "7200.5"])
+def test_a_lifetime_may_be_a_number_or_a_string_of_one(lifetime):
+    now = [0.0]
+    cache = TokenCache(fetch=Issuer(lifetime=lifetime), clock=lambda: now[0])
+    assert cache.get() == "t-1"
+    now[0] = 7200 - 301
+    assert cache.get() == "t-1"

@@ -239,3 +239,15 @@ def test_path_segment_cannot_escape_its_segment(value, expected):
 ])
 def test_retry_after_parsing(headers, expected):
     assert retry_after_seconds(headers) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "Bearer t-canarytoken0123\n", "Bearer t-canarytoken0123\r\nX-Injected: 1", " Bearer t-canarytoken0123",
+], ids=["trailing-newline", "header-injection", "leading-space"])
+def test_a_header_value_requests_refuses_is_named_by_its_header_never_quoted(scripted_server, value):
+    transport = HttpTransport(scripted_server.url, timeout=5, max_retries=0)
+    with pytest.raises(InputError) as caught:
+        transport.request("GET", "/x", headers={"Authorization": value, "Accept": "application/json"})
+    assert "the value of Authorization holds a line break" in str(caught.value)
+    assert "canary" not in str(caught.value) and "Accept" not in str(caught.value)
+    assert scripted_server.requests == []

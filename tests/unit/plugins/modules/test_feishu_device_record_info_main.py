@@ -46,10 +46,11 @@ def test_values_of_the_wrong_type_fail_before_any_request(run_main, feishu_sandb
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(limit=0), "limit must be at least 1"),
+    (dict(limit=0), "limit must be at least 1, not 0"),
+    (dict(limit=-3), "limit must be at least 1, not -3"),
     (dict(filters={"colour": "red"}), "unknown filter 'colour'"),
     (dict(device_record_id=["abc"]), "'abc' is not a Feishu device record id"),
-], ids=["limit-zero", "unknown-filter", "malformed-id"])
+], ids=["limit-zero", "limit-negative", "unknown-filter", "malformed-id"])
 def test_bad_values_fail_before_any_api_call(run_main, feishu_sandbox, args, message):
     run = run_main(feishu_device_record_info, connection(feishu_sandbox, **args))
     assert run.failed
