@@ -79,7 +79,8 @@ help:
 	@echo "make chromium        install Debian's chromium (headless, for the audit report test) if it is missing"
 	@echo "make ee              ansible-builder create: the execution environment's build context in $(EE_DIR)/"
 	@echo "make demo            the sandbox story: audit, quarantine (check, apply, re-run), audit again, release"
-	@echo "make benchmark       fleetguard modules vs an ansible.builtin.uri loop vs the APIs' bounds (full size)"
+	@echo "make benchmark       the collection vs an ansible.builtin.uri loop vs the APIs' bounds (full size, 15-20 min;"
+	@echo "                     writes benchmarks/results/latest.{json,txt,png})"
 	@echo "make benchmark-smoke the benchmark at smoke size: call counts as designed (part of make test)"
 	@echo "make clean           remove build output; clean-venvs: the venvs; distclean: both"
 	@echo "Python 3.11: $(or $(PYTHON311),NOT FOUND)   Python 3.12: $(or $(PYTHON312),not found: 3.12 leg skipped)"
@@ -283,15 +284,18 @@ ee: build
 demo: venv tree-link
 	@tools/demo
 
-# Not part of `make test`: timings do not belong in tests. Full size, against the emulators with the APIs'
-# published limits and 30 ms latency: prints ratios against an ansible.builtin.uri loop and against the APIs'
-# bounds, and writes benchmarks/results/latest.{json,txt,png} (see benchmarks/run.py).
+# Not part of `make test`: timings do not belong in tests. Full size (15-20 minutes), against the emulators
+# with the APIs' published limits and 30 ms latency: the collection in one task, per inventory host (forks 10)
+# and in two concurrent job slices, against an ansible.builtin.uri loop and the APIs' bounds. Writes
+# benchmarks/results/latest.{json,txt,png}, which are committed (see benchmarks/run.py and docs/performance.md);
+# BENCHMARK_ARGS='--records 200 --out /tmp/bench' runs it smaller, elsewhere.
 BENCHMARK_ARGS ?=
 benchmark: venv tree-link
 	$(call PIP_INSTALL,$(VENV)) -r benchmarks/requirements.txt 2>&1 | $(PIP_FILTER)
 	$(RUN) $(VENV)/bin/python benchmarks/run.py $(BENCHMARK_ARGS)
 
 # In `make test`: the benchmark at smoke size proves it runs and that call counts match the design
-# (e.g. an audit of 200 records = 1 token + 3 list calls); it asserts no timing.
+# (e.g. an audit of 200 records = 1 token + 3 list calls; two slices write each device exactly once);
+# it asserts no timing and writes no results.
 benchmark-smoke: venv tree-link
 	$(RUN) $(VENV)/bin/python benchmarks/run.py --smoke
