@@ -76,9 +76,9 @@ help:
 	@echo "make importer        ansible-galaxy collection build + galaxy-importer on the tarball"
 	@echo "make build           the galaxy tarball only, in $(DIST_DIR)/"
 	@echo "make molecule        molecule test for every role scenario in extensions/molecule (sandbox on localhost)"
-	@echo "make chromium        install Debian's chromium (headless, for the audit report test) if it is missing"
+	@echo "make chromium        install Debian's chromium (headless, for the audit and stale_devices report tests) if it is missing"
 	@echo "make ee              ansible-builder create: the execution environment's build context in $(EE_DIR)/"
-	@echo "make demo            the sandbox story: audit, quarantine (check, apply, re-run), audit again, release"
+	@echo "make demo            the sandbox story: audit, quarantine (check, apply, re-run), audit again, release, stale devices"
 	@echo "make benchmark       the collection vs an ansible.builtin.uri loop vs the APIs' bounds (full size, 15-20 min;"
 	@echo "                     writes benchmarks/results/latest.{json,txt,png})"
 	@echo "make benchmark-smoke the benchmark at smoke size: call counts as designed (part of make test)"
@@ -253,7 +253,7 @@ distclean: clean clean-venvs
 
 # --- roles: molecule scenarios, execution environment --------------------------------------------------
 # Each scenario (extensions/molecule/<role>) starts its own sandbox in create and stops it in destroy;
-# the audit scenario renders its HTML report in headless Chromium, installed here when missing.
+# the audit and stale_devices scenarios render their HTML reports in headless Chromium, installed here when missing.
 MOLECULE_ARGS ?= --all
 
 molecule: venv tree-link chromium

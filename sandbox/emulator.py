@@ -19,8 +19,16 @@ from sandbox.tokens import TokenLedger
 CONTROL_PREFIX = "/_sandbox/"
 
 # Fault actions every emulator understands; subclasses add their own in `fault_actions`.
-GENERIC_FAULT_ACTIONS = ("status", "reset", "reset_after_apply", "latency", "expire_tokens")
+GENERIC_FAULT_ACTIONS = ("status", "reset", "reset_after_apply", "latency", "expire_tokens", "answer")
 ABORTING_FAULTS = ("reset", "reset_after_apply")  # the connection is dropped instead of answered
+
+
+def canned_answer(rule):
+    """The response of an `answer` fault, verbatim: what no API should send (an HTML page under 200, truncated
+    JSON, a body of the wrong shape, a redirect), so clients can be tried against it. The request is not
+    handled. `body` (JSON for a dict or list, else sent as is), `status` (200), `headers`, `content_type`."""
+    return Response(rule.get("status", 200), copy.deepcopy(rule.get("body")), dict(rule.get("headers") or {}),
+                    rule.get("content_type"))
 
 
 class Emulator(abc.ABC):
@@ -159,6 +167,8 @@ class Emulator(abc.ABC):
                 self.apply_fault(rule, request)
             if fault == "status":
                 response = self.fault_status_response(rule, request)
+            elif fault == "answer":
+                response = canned_answer(rule)
             elif fault != "reset":
                 response = self.handle(request)
         except Exception as exc:  # an emulator bug must still produce an answer

@@ -15,6 +15,9 @@ The generic parts (pipeline, faults, wire log, `reset`, token expiry) come from 
 The choices made where Microsoft's documentation is silent are listed in sandbox/README.md.
 """
 
+import datetime
+import time
+
 from sandbox.msgraph_authority import (
     APP_SERVICE_ROUTE,
     DEFAULT_APP_ROLES,
@@ -28,7 +31,7 @@ from sandbox.msgraph_authority import (
     token_fault_response,
 )
 from sandbox.msgraph_batch import BatchEndpoint
-from sandbox.msgraph_data import TENANT_DOMAIN, generate_fleet
+from sandbox.msgraph_data import TENANT_DOMAIN, generate_fleet, graph_time
 from sandbox.msgraph_devices import GUID, DeviceEndpoints
 from sandbox.msgraph_gateway import WRITE_LIMITS, GraphGateway
 from sandbox.emulator import Emulator
@@ -72,12 +75,45 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
     # the directory
 
     def regenerate(self):
-        """New users and devices; tokens and registered certificates survive."""
-        self.devices, self.users, self.user_devices = generate_fleet(self.data_size, self.seed)
+        """New users and devices, their sign-in ages counted back from the sandbox clock's day; tokens and
+        registered certificates survive."""
+        self.devices, self.users, self.user_devices = generate_fleet(self.data_size, self.seed, now=self.current_time())
 
     def state(self):
         return {"devices": list(self.devices.values()), "count": len(self.devices),
                 "users": list(self.users.values()), "user_devices": self.user_devices}
+
+    # the clock
+
+    def advance_clock(self, days=0, hours=0, seconds=0, signed_in=()):
+        """Let time pass: move the sandbox's clock (`clock`) forward by the given amount (negative moves it
+        back), then let the devices in `signed_in` (object ids) sign in at the new time. Returns `clock_info()`.
+
+        Everything that reads the clock follows: new sign-ins, tokens (those issued before may now be
+        expired; a client fetches new ones), and the day `reset` counts generated sign-in ages back from.
+        Client assertions are checked against it too, so use a client secret once the clock has moved.
+        """
+        delta = float(days) * 86400 + float(hours) * 3600 + float(seconds)
+        ids = [str(object_id).lower() for object_id in signed_in]
+        with self.lock:
+            unknown = [object_id for object_id in ids if object_id not in self.devices]
+            if unknown:
+                raise ValueError(f"no device {', '.join(unknown)}")
+            previous = self.clock
+            self.clock = lambda: previous() + delta
+            now = graph_time(self._clock_moment())
+            for object_id in ids:
+                self.devices[object_id]["approximateLastSignInDateTime"] = now
+        return self.clock_info()
+
+    def clock_info(self):
+        """{"now": Graph time, "today": its UTC date, "offset_seconds": how far the clock is from real time}."""
+        moment = self._clock_moment()
+        return {"now": graph_time(moment), "today": moment.date().isoformat(),
+                "offset_seconds": round(self.current_time() - time.time())}
+
+    def _clock_moment(self):
+        return datetime.datetime.fromtimestamp(int(self.current_time()), datetime.timezone.utc)
 
     def _find_user(self, reference):
         """The user with this object id or UPN, or None."""
@@ -133,6 +169,8 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
     def _add_control_routes(self):
         add = self.control_routes.add
         add("POST", r"/_sandbox/devices", self._control_add_device)
+        add("GET", r"/_sandbox/clock", lambda request, payload: json_response(200, self.clock_info()))
+        add("POST", r"/_sandbox/clock", self._control_advance_clock)
         add("POST", r"/_sandbox/tokens", self._control_issue_token)
         add("POST", r"/_sandbox/certificates", self._control_register_certificate)
         add("POST", r"/_sandbox/federated_tokens", self._control_mint_federated_token)
@@ -144,6 +182,21 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         if not isinstance(payload, dict):
             raise ValueError("body must be a JSON object of device fields")
         return json_response(200, self.add_device(**payload))
+
+    def _control_advance_clock(self, request, payload):
+        payload = payload or {}
+        if not isinstance(payload, dict):
+            raise ValueError('body must be {"days": N, "hours": N, "seconds": N, "signed_in": [object ids]}')
+        unknown = set(payload) - {"days", "hours", "seconds", "signed_in"}
+        if unknown:
+            raise ValueError(f"unknown clock keys: {', '.join(sorted(unknown))}")
+        amounts = {key: payload[key] for key in ("days", "hours", "seconds") if key in payload}
+        if any(isinstance(value, bool) or not isinstance(value, (int, float)) for value in amounts.values()):
+            raise ValueError("days, hours and seconds must be numbers")
+        signed_in = payload.get("signed_in") or []
+        if not isinstance(signed_in, list) or not all(isinstance(item, str) for item in signed_in):
+            raise ValueError("signed_in must be a list of device object ids")
+        return json_response(200, self.advance_clock(signed_in=signed_in, **amounts))
 
     def _control_issue_token(self, request, payload):
         payload = payload or {}

@@ -6,6 +6,7 @@ import base64
 import datetime
 import random
 import string
+import time
 import uuid
 
 # v1.0 properties in the order Graph returns them
@@ -32,7 +33,9 @@ DISPLAY_NAME_MAX = 256
 INTUNE_APP_ID = "0000000a-0000-0000-c000-000000000000"
 TENANT_DOMAIN = "fleetguard.onmicrosoft.com"
 FIRST_REGISTRATION = datetime.datetime(2023, 1, 9, 8, 0, tzinfo=datetime.timezone.utc)
-LAST_ACTIVITY = datetime.datetime(2025, 11, 28, 18, 0, tzinfo=datetime.timezone.utc)
+# Days a device in daily use may look idle: Graph moves approximateLastSignInDateTime only when the stored value
+# is more than about 14 days old (https://learn.microsoft.com/en-us/entra/identity/devices/manage-stale-devices).
+RECENT_IDLE_DAYS = (0, 1, 2, 5, 9, 30)
 
 OS_WEIGHTS = {"Windows": 55, "MacMDM": 15, "iOS": 13, "Android": 12, "Linux": 5}
 OS_PREFIX = {"Windows": "WS", "MacMDM": "MAC", "iOS": "IOS", "Android": "AND", "Linux": "LNX"}
@@ -113,11 +116,15 @@ def base_device(device_id, object_id, display_name, operating_system="Windows", 
     return device
 
 
-def generate_fleet(count, seed):
-    """Deterministic users and devices: same (count, seed) -> same data.
+def generate_fleet(count, seed, now=None):
+    """Deterministic users and devices: same (count, seed) -> same data, except the sign-in times, which are
+    ages counted back from the UTC day of `now` (epoch seconds; default: the current time), so that a fleet
+    generated on any day has the same spread of recent, idle and stale devices.
 
     Returns (devices by object id, users by object id, user object id -> registered device ids).
     """
+    moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.timezone.utc)
+    today = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     rng = random.Random(seed)
     users = _generate_users(rng, max(4, count // 4))
     user_ids = list(users)
@@ -130,7 +137,7 @@ def generate_fleet(count, seed):
         else:
             operating_system = rng.choices(operating_systems, weights=list(OS_WEIGHTS.values()))[0]
         owner = users[rng.choice(user_ids)] if rng.random() < 0.6 else None
-        device = _generate_device(rng, index, operating_system, owner, names)
+        device = _generate_device(rng, index, operating_system, owner, names, today)
         devices[device["id"]] = device
         if owner:
             user_devices[owner["id"]].append(device["id"])
@@ -151,12 +158,10 @@ def _generate_users(rng, count):
     return users
 
 
-def _generate_device(rng, index, operating_system, owner, names):
+def _generate_device(rng, index, operating_system, owner, names, today):
     manufacturer, model, kind = rng.choice(HARDWARE[operating_system])
     registered = FIRST_REGISTRATION + datetime.timedelta(minutes=rng.randint(0, 900 * 24 * 60))
-    # Most devices signed in recently; a tail has gone stale (audits look for those).
-    idle_days = rng.choice((0, 1, 2, 5, 9, 30)) if rng.random() < 0.85 else rng.randint(90, 400)
-    last_sign_in = max(registered, LAST_ACTIVITY - datetime.timedelta(days=idle_days, minutes=rng.randint(0, 1440)))
+    last_sign_in = _last_sign_in(rng, registered, today)
     trust_type = _trust_type(rng, operating_system)
     managed = operating_system != "Linux" and rng.random() < (0.9 if trust_type != "Workplace" else 0.6)
     enrollment = rng.choice(ENROLLMENT[operating_system]) if managed else (None, None, None)
@@ -168,7 +173,7 @@ def _generate_device(rng, index, operating_system, owner, names):
     )
     device.update({
         "accountEnabled": rng.random() < 0.93,
-        "approximateLastSignInDateTime": graph_time(last_sign_in),
+        "approximateLastSignInDateTime": graph_time(last_sign_in) if last_sign_in else None,
         "createdDateTime": graph_time(registered),
         "registrationDateTime": graph_time(registered),
         "deviceCategory": "Corporate Laptops" if operating_system == "Windows" and rng.random() < 0.1 else None,
@@ -184,11 +189,12 @@ def _generate_device(rng, index, operating_system, owner, names):
         "model": model if managed or trust_type != "Workplace" else None,
         "trustType": trust_type,
         "onPremisesSyncEnabled": True if hybrid else None,
-        "onPremisesLastSyncDateTime": graph_time(last_sign_in - datetime.timedelta(hours=rng.randint(1, 30)))
+        "onPremisesLastSyncDateTime": graph_time((last_sign_in or today) - datetime.timedelta(hours=rng.randint(1, 30)))
         if hybrid else None,
         "onPremisesSecurityIdentifier": f"S-1-5-21-{rng.randint(10**9, 4 * 10**9)}-{rng.randint(10**9, 4 * 10**9)}-"
         f"{rng.randint(10**9, 4 * 10**9)}-{rng.randint(1100, 99999)}" if hybrid else None,
-        "physicalIds": _physical_ids(rng, device_id) if operating_system == "Windows" else [],
+        "physicalIds": _physical_ids(rng, device_id, autopilot=enrollment[2] == "FG Autopilot")
+        if operating_system == "Windows" else [],
         "alternativeSecurityIds": [{"type": 2, "identityProvider": None, "key": _alternative_key(rng)}],
         "extensionAttributes": _extension_attributes(rng),
     })
@@ -203,6 +209,25 @@ def _generate_device(rng, index, operating_system, owner, names):
             "platform": ROME_PLATFORM[operating_system],
         })
     return device
+
+
+def _last_sign_in(rng, registered, today):
+    """When the device last signed in, or None (never: Graph keeps null, which means "unknown").
+
+    About 4 % never signed in, 56 % signed in within the last 30 days, 12 % one to three months ago and 28 %
+    90 to 400 days ago. The draws from `rng` are the ones the fleet made before these ages existed (one
+    random(), then a choice or a randint, then the minutes), so every other property keeps its seeded value.
+    """
+    draw = rng.random()
+    idle_days = rng.choice(RECENT_IDLE_DAYS) if draw < 0.85 else rng.randint(90, 400)
+    minutes = rng.randint(0, 1440)
+    if draw < 0.04:
+        return None
+    if 0.60 <= draw < 0.72:
+        idle_days = 31 + int((draw - 0.60) / 0.12 * 59)  # 31..89: idle, not yet stale at 90 days
+    elif 0.72 <= draw < 0.85:
+        idle_days = 90 + int((draw - 0.72) / 0.13 * 311)  # 90..400
+    return max(registered, today - datetime.timedelta(days=idle_days, minutes=minutes))
 
 
 def _trust_type(rng, operating_system):
@@ -231,14 +256,19 @@ def _display_name(rng, index, operating_system, owner, names):
     return name
 
 
-def _physical_ids(rng, device_id):
+def _physical_ids(rng, device_id, autopilot=False):
+    """A Windows device's physical ids; a Windows Autopilot device also carries its `[ZTDID]` (derived from the
+    deviceId, not drawn from `rng`, so the fleet's other values keep their seeded values)."""
     numbers = [rng.randint(10**18, 10**19 - 1) for _number in range(4)]
-    return [
+    ids = [
         f"[USER-GID]:{device_id}:{numbers[0]}",
         f"[GID]:g:{numbers[1]}",
         f"[USER-HWID]:{device_id}:{numbers[2]}",
         f"[HWID]:h:{numbers[3]}",
     ]
+    if autopilot:
+        ids.append(f"[ZTDID]:{uuid.uuid5(uuid.NAMESPACE_OID, device_id)}")
+    return ids
 
 
 def _alternative_key(rng):

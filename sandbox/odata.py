@@ -19,6 +19,7 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<string>'(?:[^']|'')*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))
+  | (?P<date>\d{4}-\d{2}-\d{2}(?![\dT]))
   | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<punct>[(),])
@@ -245,8 +246,13 @@ class _FilterParser:
             return Literal(unquote_string(value), "Edm.String")
         if kind == "number":
             return Literal(float(value), "Edm.Double") if "." in value else Literal(int(value), "Edm.Int32")
-        if kind == "datetime":
-            return Literal(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")), "Edm.DateTimeOffset")
+        try:
+            if kind == "datetime":
+                return Literal(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")), "Edm.DateTimeOffset")
+            if kind == "date":  # an Edm.Date: comparing it with a DateTimeOffset property is a type error, as on Graph
+                return Literal(datetime.date.fromisoformat(value), "Edm.Date")
+        except ValueError:
+            self._fail(f"'{value}' is not a valid date or time at position {where}")
         if value in ("true", "false"):
             return Literal(value == "true", "Edm.Boolean")
         if value == "null":

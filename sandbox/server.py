@@ -226,6 +226,8 @@ class FaultPlan:
             raise ValueError("skip must be an integer >= 0")
         if action == "status" and not isinstance(params.get("status"), int):
             raise ValueError("a status fault needs an integer 'status' parameter")
+        if action == "answer" and not isinstance(params.get("status", 200), int):
+            raise ValueError("an answer fault's 'status' must be an integer")
         rule = {"id": next(self._ids), "action": action, "match": match, "times": times, "skip": skip}
         rule.update(params)
         with self._lock:

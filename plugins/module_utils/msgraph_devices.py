@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import re
 from urllib.parse import quote
 
@@ -61,6 +62,7 @@ APP_ONLY_ANY_OS = frozenset(["extensionAttributes"])
 MAX_WRITE_ATTEMPTS = 3
 # The largest $top Graph accepts for devices.
 PAGE_MAX = 999
+UTC = datetime.timezone.utc
 
 
 def device_view(body):
@@ -146,6 +148,56 @@ def desired_properties(params, api_version):
     if desired.get("extensionAttributes") == {}:
         del desired["extensionAttributes"]
     return desired
+
+
+# --- sign-in time bounds (msgraph_device_info last_sign_in_before / last_sign_in_after) -------------
+_DAYS_AGO = re.compile(r"([0-9]{1,5})d")
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def sign_in_filter(before=None, after=None, now=None):
+    """The `$filter` clause for devices whose approximateLastSignInDateTime is at or before `before` (`le`)
+    and at or after `after` (`ge`), or None when neither is given.
+
+    Each bound is a date (`2025-07-01`: 00:00 UTC that day), a date and time (ISO 8601, UTC when it has no
+    offset) or a number of days before `now` (`90d`). The literal sent is rebuilt from the parsed time, never
+    copied from the input, and is an unquoted DateTimeOffset (a quoted one is a string to Graph, and refused).
+    Devices that never signed in (null) match neither bound. A bad value raises InputError naming it.
+    """
+    now = now or datetime.datetime.now(UTC)
+    bounds = []
+    for option, value, operator in (("last_sign_in_after", after, "ge"), ("last_sign_in_before", before, "le")):
+        if value is not None:
+            bounds.append((option, value, operator, _sign_in_bound(option, value, now)))
+    if len(bounds) == 2 and bounds[0][3] > bounds[1][3]:
+        raise InputError("last_sign_in_after %s (%s) is later than last_sign_in_before %s (%s): no device can match"
+                         % (shown(after), odata_datetime(bounds[0][3]), shown(before), odata_datetime(bounds[1][3])))
+    clauses = ["approximateLastSignInDateTime %s %s" % (operator, odata_datetime(moment))
+               for dummy_option, dummy_value, operator, moment in bounds]
+    return " and ".join(clauses) or None
+
+
+def odata_datetime(moment):
+    """An aware datetime as an OData DateTimeOffset literal in UTC: 2025-07-01T00:00:00Z."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (".%06d" % moment.microsecond if moment.microsecond else "") + "Z"
+
+
+def _sign_in_bound(option, value, now):
+    text = value.strip() if isinstance(value, str) else None
+    try:
+        if text and _DAYS_AGO.fullmatch(text):
+            return now - datetime.timedelta(days=int(text[:-1]))
+        if text and _DATE_ONLY.fullmatch(text):
+            return datetime.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        if text and _DATE_TIME.fullmatch(text):
+            moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass  # 2025-02-30, 99999d before year 1: said below
+    raise InputError("%s %s is not a date (2025-07-01), a date and time (2025-07-01T08:30:00Z) or a number of days"
+                     " ago (90d)" % (option, shown(value)))
 
 
 class DeviceAddress:

@@ -16,6 +16,8 @@ description:
     a raw OData C($filter), following C(@odata.nextLink) through every page.
   - At most one of O(id), O(device_id), O(display_name) and O(filter). Every device a display name matches is
     returned; values that match nothing are named in RV(missing).
+  - O(last_sign_in_before) and O(last_sign_in_after) select devices by their last sign-in
+    (C(approximateLastSignInDateTime)) on the server, alone or together with O(filter), not with an identifier.
   - With O(advanced_query=true), RV(count) holds the total Graph reports.
   - Never changes anything.
 author:
@@ -32,6 +34,27 @@ options:
     description:
       - Stop after this many devices. Without it every page is read.
     type: int
+  last_sign_in_before:
+    description:
+      - Only devices whose last sign-in (C(approximateLastSignInDateTime)) is at or before this time, sent as
+        C(approximateLastSignInDateTime le <time>) in C($filter), joined to O(filter) with C(and).
+      - A date (V(2025-07-01), meaning 00:00 UTC that day), a date and time in ISO 8601 (V(2025-07-01T08:30:00Z),
+        V(2025-07-01T10:30:00+02:00); without an offset it is UTC), or a number of days before now (V(90d)).
+      - The literal Graph receives is rebuilt from the parsed time, in UTC and unquoted, as Graph requires for
+        this property. A value of another form fails the task before any request, naming it.
+      - Devices that never signed in (no timestamp, which Graph means as "unknown") match neither bound; find them
+        with O(filter=approximateLastSignInDateTime eq null) and O(advanced_query=true).
+      - Graph moves the timestamp only when the stored one is about 14 days old (give or take 5), so a device in
+        daily use can look up to about 19 days idle.
+    type: str
+    version_added: 1.1.0
+  last_sign_in_after:
+    description:
+      - Only devices whose last sign-in is at or after this time (C(approximateLastSignInDateTime ge <time>)),
+        in the forms of O(last_sign_in_before).
+      - With both, O(last_sign_in_after) must not be later than O(last_sign_in_before).
+    type: str
+    version_added: 1.1.0
 seealso:
   - module: fleetguard.devices.msgraph_device
 """
@@ -48,6 +71,17 @@ EXAMPLES = r"""
     advanced_query: true
     select: [id, displayName, extensionAttributes]
   register: quarantined
+
+- name: Windows devices that have not signed in for 90 days (approximateLastSignInDateTime le <now - 90 days>)
+  fleetguard.devices.msgraph_device_info:
+    filter: "operatingSystem eq 'Windows'"
+    last_sign_in_before: 90d
+  register: stale
+
+- name: Devices last seen in the first half of 2025
+  fleetguard.devices.msgraph_device_info:
+    last_sign_in_after: "2025-01-01"
+    last_sign_in_before: "2025-06-30T23:59:59Z"
 
 - name: Two devices by display name
   fleetguard.devices.msgraph_device_info:
@@ -83,7 +117,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import DeviceAddress, GraphDevices
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
+    DeviceAddress,
+    GraphDevices,
+    sign_in_filter,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
 
@@ -94,7 +132,9 @@ def run(module, client):
     params = module.params
     limit = params.get("limit")
     if limit is not None and limit < 1:
-        raise InputError("limit must be at least 1")
+        raise InputError("limit must be at least 1, not %d" % limit)
+    # Checked before any request: a bad bound names its value, and no device is read.
+    sign_in = sign_in_filter(params.get("last_sign_in_before"), params.get("last_sign_in_after"))
     address = DeviceAddress(params["api_version"], params.get("user"))
     if params.get("select"):
         address.select = ",".join(params["select"])
@@ -118,11 +158,19 @@ def run(module, client):
     def remember_count(page):
         first_page.setdefault("count", page.get("@odata.count"))
 
-    result["devices"] = list(devices.iter_matching(params.get("filter"), params["advanced_query"], limit=limit,
-                                                   on_page=remember_count))
+    result["devices"] = list(devices.iter_matching(combined_filter(params.get("filter"), sign_in),
+                                                   params["advanced_query"], limit=limit, on_page=remember_count))
     if params["advanced_query"] and first_page.get("count") is not None:
         result["count"] = first_page["count"]
     return result
+
+
+def combined_filter(user_filter, sign_in):
+    """The user's raw $filter and the sign-in bounds, joined with `and`; the user's in parentheses, so that an
+    `or` inside it cannot widen the bounds."""
+    if user_filter and sign_in:
+        return "(%s) and %s" % (user_filter, sign_in)
+    return user_filter or sign_in
 
 
 def main():
@@ -131,6 +179,8 @@ def main():
         device_id=dict(type="list", elements="str"),
         display_name=dict(type="list", elements="str"),
         filter=dict(type="str"),
+        last_sign_in_before=dict(type="str"),
+        last_sign_in_after=dict(type="str"),
         select=dict(type="list", elements="str"),
         advanced_query=dict(type="bool", default=False),
         limit=dict(type="int"),
@@ -138,7 +188,9 @@ def main():
         user=dict(type="str"),
     )
     spec.update(argument_spec(MSGRAPH_OPTIONS))
-    module = AnsibleModule(argument_spec=spec, mutually_exclusive=[IDENTITY_FIELDS + ("filter",)],
+    module = AnsibleModule(argument_spec=spec, mutually_exclusive=[IDENTITY_FIELDS + ("filter",),
+                                                                   IDENTITY_FIELDS + ("last_sign_in_before",),
+                                                                   IDENTITY_FIELDS + ("last_sign_in_after",)],
                            supports_check_mode=True)
     run_module(module, GraphClient.from_params, run)
 

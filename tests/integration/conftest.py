@@ -1,10 +1,13 @@
 """Integration fixtures: a Feishu sandbox on 127.0.0.1 and a runner for real ansible-playbook processes."""
 
+import http.server
 import json
 import os
+import socketserver
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -122,3 +125,59 @@ def playbook(tmp_path, feishu, graph):
                  "AZURE_TENANT", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD"):
         env.pop(name, None)
     return PlaybookRunner(tmp_path, env)
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 that records every request and lets nothing through: a proxy that refuses
+    every CONNECT (403), or the host a redirect points at (502). `requests`: method, target, headers, body."""
+
+    def __init__(self):
+        self.requests = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                requests.append(dict(method=self.command, target=self.path, headers=dict(self.headers), body=body))
+
+            def do_CONNECT(self):
+                self._record()
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self):
+                self._record()
+                self.send_response(502)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def server_bind(self):
+                socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    """A Recorder: the host a redirect points at, or a proxy that must let nothing leave 127.0.0.1."""
+    server = Recorder()
+    yield server
+    server.stop()

@@ -46,10 +46,11 @@ def test_bad_arguments_fail_before_any_request(run_main, graph_sandbox, args, me
     assert graph_sandbox.wire.entries() == []
 
 
-def test_limit_below_one_fails_before_any_graph_call(run_main, graph_sandbox):
-    run = run_main(msgraph_device_info, connection(graph_sandbox, limit=0))
+@pytest.mark.parametrize("limit", [0, -1])
+def test_limit_below_one_fails_naming_it_before_any_graph_call(run_main, graph_sandbox, limit):
+    run = run_main(msgraph_device_info, connection(graph_sandbox, limit=limit))
     assert run.failed
-    assert run.result["msg"] == "limit must be at least 1"
+    assert run.result["msg"] == "limit must be at least 1, not %d" % limit
     assert run.result["changed"] is False and run.result["error"]["message"] == run.result["msg"]
     assert graph_calls(graph_sandbox) == []
 
