@@ -92,7 +92,7 @@ hostname: id
 import re
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import cloud_hosts
+from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import cloud_hosts
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     READ_PROPERTIES,
     DeviceAddress,

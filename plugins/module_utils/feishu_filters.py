@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, shown
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import (
     DEVICE_OWNERSHIP,
@@ -33,6 +35,9 @@ STRING_FILTERS = frozenset([
 BOOL_FILTERS = frozenset(["is_managed", "is_public"])
 INT_FILTERS = frozenset(["lsa_client_status", "device_env_detect_status", "source"])
 
+# Only ASCII digits: str.isdigit() and int() also take other scripts' digits ("١", "５"), which the API does not.
+ASCII_INTEGER = re.compile(r"-?[0-9]+")
+
 
 def list_filters(filters):
     """Validate filters and put them in the form the list endpoint expects."""
@@ -47,9 +52,8 @@ def list_filters(filters):
                 raise InputError("filter %s must be true or false, not %s" % (name, shown(value)))
             params[name] = "true" if value else "false"
         elif name in INT_FILTERS:
-            try:
-                params[name] = int(value)
-            except (TypeError, ValueError):
+            params[name] = _integer(value)
+            if params[name] is None:
                 raise InputError("filter %s must be an integer, not %s" % (name, shown(value)))
         elif name in STRING_FILTERS:
             params[name] = str(value)
@@ -59,14 +63,22 @@ def list_filters(filters):
     return params
 
 
-def _enum_value(name, value, names):
+def _integer(value):
+    """The integer an option value stands for (an int, or a string of ASCII digits), else None.
+
+    A boolean is an int to Python but never a filter value, and a float would be cut silently."""
     if isinstance(value, bool):
-        raise InputError("filter %s must be one of %s, not %s" % (name, ", ".join(names), shown(value)))
-    if isinstance(value, int) and value in names.values():
+        return None
+    if isinstance(value, int):
         return value
-    if isinstance(value, str):
-        if value.lower() in names:
-            return names[value.lower()]
-        if value.isdigit() and int(value) in names.values():
-            return int(value)
+    if isinstance(value, str) and ASCII_INTEGER.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _enum_value(name, value, names):
+    if isinstance(value, str) and value.lower() in names:
+        return names[value.lower()]
+    if _integer(value) in names.values():
+        return _integer(value)
     raise InputError("filter %s must be one of %s, not %s" % (name, ", ".join(names), shown(value)))

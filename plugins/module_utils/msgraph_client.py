@@ -31,10 +31,8 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     shown,
     shown_text,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
-    cloud_hosts,
-    select_credential,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import cloud_hosts
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import select_credential
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (

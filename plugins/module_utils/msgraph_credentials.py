@@ -27,7 +27,6 @@ import abc
 import base64
 import json
 import os
-import re
 import time
 import uuid
 from urllib.parse import urlparse
@@ -37,67 +36,20 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     AuthenticationError,
     InputError,
     TransientError,
-    shown,
-    shown_text,
+)
+from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import (
+    check_tenant_id,
+    error_code,
+    managed_identity_lifetime,
+    refusal_reason,
+    text_field,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import token_answer_problem
 
-# Graph root and token authority per national cloud
-# (https://learn.microsoft.com/en-us/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints).
-CLOUDS = {
-    "global": ("https://graph.microsoft.com", "https://login.microsoftonline.com"),
-    "usgov": ("https://graph.microsoft.us", "https://login.microsoftonline.us"),
-    "usgovdod": ("https://dod-graph.microsoft.us", "https://login.microsoftonline.us"),
-    "china": ("https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
-}
-# The names AWX's Azure credential (AZURE_CLOUD_ENVIRONMENT), azure.azcollection and azure-identity use.
-CLOUD_ALIASES = {
-    "azurecloud": "global", "azurepubliccloud": "global", "public": "global",
-    "azureusgovernment": "usgov", "azureusgovernmentcloud": "usgov", "usgovernment": "usgov",
-    "azurechinacloud": "china",
-}
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 IMDS_HOST = "http://169.254.169.254"
 IMDS_PATH = "/metadata/identity/oauth2/token"
 AUTH_SOURCES = ("auto", "access_token", "client_secret", "certificate", "workload_identity", "managed_identity")
-
-
-# A tenant as the token endpoint's path names it: its id, or one of its verified domain names
-# (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
-TENANT_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-# Entra's words for "any tenant": the client-credentials flow, the only one this collection uses, needs one tenant.
-MULTI_TENANT_WORDS = ("common", "organizations", "consumers")
-
-
-def check_tenant_id(tenant_id):
-    """Refuse a tenant_id that is neither a GUID nor a domain name: it goes into the token URL's path, where a `/`,
-    `?`, `#`, `..` or `%2F` would send the credential to another path."""
-    if not isinstance(tenant_id, str):
-        raise InputError("tenant_id %s is not a string" % shown(tenant_id))
-    if TENANT_GUID.fullmatch(tenant_id):
-        return tenant_id
-    if tenant_id.lower() in MULTI_TENANT_WORDS:
-        raise InputError("tenant_id %s names no tenant; the client-credentials flow needs the directory (tenant) id"
-                         " or a verified domain name of one tenant" % shown(tenant_id))
-    labels = tenant_id.split(".")
-    domain = len(labels) >= 2 and all(DOMAIN_LABEL.fullmatch(label) for label in labels)
-    # At most 253 characters, and a last label of digits would make it an address.
-    if domain and len(tenant_id) <= 253 and not labels[-1].isdigit():
-        return tenant_id
-    raise InputError("tenant_id %s is neither a directory (tenant) id (a GUID) nor a domain name such as"
-                     " contoso.onmicrosoft.com" % shown(tenant_id))
-
-
-def cloud_hosts(cloud):
-    """(Graph root, token authority) of a cloud named as this collection or AWX / azure.azcollection name it."""
-    name = (cloud or "global").strip().lower()
-    name = CLOUD_ALIASES.get(name, name)
-    if name not in CLOUDS:
-        accepted = sorted(CLOUDS) + ["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"]
-        raise InputError("cloud %s is not a national cloud this collection knows; use one of %s"
-                         % (shown(cloud), ", ".join(accepted)))
-    return CLOUDS[name]
 
 
 def _b64url(raw):
@@ -164,13 +116,13 @@ class AuthorityCredential(metaclass=abc.ABCMeta):
         response = transport.request("POST", self.token_url, data=form, idempotent=True)
         body = response.json if isinstance(response.json, dict) else {}
         details = dict(method="POST", path=urlparse(self.token_url).path, status=response.status,
-                       api_code=_authority_code(body), request_id=_text_field(body, "trace_id", "correlation_id"))
+                       api_code=error_code(body), request_id=text_field(body, "trace_id", "correlation_id"))
         if response.status == 429 or response.status >= 500:
-            raise TransientError("could not obtain a Graph token: %s" % _authority_reason(body, response.status),
+            raise TransientError("could not obtain a Graph token: %s" % refusal_reason(body, response.status),
                                  **details)
         if response.status >= 400 and body.get("error") not in (None, ""):
             raise AuthenticationError("the token authority refused the %s: %s" % (
-                self.KIND, _authority_reason(body, response.status)), **details)
+                self.KIND, refusal_reason(body, response.status)), **details)
         if response.status != 200 or response.json is None or not isinstance(response.json, dict):
             # An HTML page from a proxy, an answer of another service: no verdict on the credential.
             what = "a body that is not JSON" if response.json is None else (
@@ -251,60 +203,17 @@ class ManagedIdentityCredential:
         body = response.json if isinstance(response.json, dict) else {}
         # IMDS names its request in x-ms-request-id; the App Service form in the body's correlationId.
         details = dict(method="GET", path=urlparse(self.url).path, status=response.status,
-                       api_code=_text_field(body, "error"),
-                       request_id=response.headers.get("x-ms-request-id") or _text_field(body, "correlationId"))
+                       api_code=text_field(body, "error"),
+                       request_id=response.headers.get("x-ms-request-id") or text_field(body, "correlationId"))
         if response.status == 200 and body.get("access_token") is not None:
             problem = token_answer_problem(body["access_token"], None, "access_token")
             if problem:
                 raise ApiError("the managed identity endpoint answered HTTP 200, but %s" % problem, **details)
-            return body["access_token"], _lifetime(body)
-        reason = _text_field(body, "error_description", "message", "error") or "HTTP %s" % response.status
+            return body["access_token"], managed_identity_lifetime(body)
+        reason = text_field(body, "error_description", "message", "error") or "HTTP %s" % response.status
         if response.status == 429 or response.status >= 500:
             raise TransientError("could not obtain a managed identity token: %s" % reason, **details)
         raise AuthenticationError("the managed identity endpoint refused: %s" % reason.splitlines()[0], **details)
-
-
-def _text_field(body, *names):
-    """The first of the answer's fields `names` that holds text, cut when long; else None."""
-    for name in names:
-        value = body.get(name)
-        if isinstance(value, str) and value:
-            return shown_text(value)
-    return None
-
-
-def _authority_code(body):
-    """The code of an authority's error answer: the first AADSTS number of `error_codes`, else `error` (a string,
-    or the `code` of an error object in Graph's shape)."""
-    codes = body.get("error_codes")
-    if isinstance(codes, list) and codes and isinstance(codes[0], int) and not isinstance(codes[0], bool):
-        return codes[0]
-    error = body.get("error")
-    if isinstance(error, dict):
-        error = error.get("code")
-    return shown_text(error) if error not in (None, "") else None
-
-
-def _authority_reason(body, status):
-    """Why the authority refused, in one line: error_description's first line (the rest repeats ids already in
-    request_id), else `error` (or the message of an error object in Graph's shape), else the HTTP status."""
-    error = body.get("error")
-    for reason in (body.get("error_description"), error.get("message") if isinstance(error, dict) else error):
-        if isinstance(reason, str) and reason.strip():
-            return shown_text(reason.strip().splitlines()[0])
-    if isinstance(error, dict) and error.get("code") not in (None, ""):
-        return shown_text(error.get("code"))
-    return "HTTP %s" % status
-
-
-def _lifetime(body):
-    """Seconds a managed identity token lives: `expires_in`, else `expires_on` (epoch seconds) - now."""
-    try:
-        if body.get("expires_in") not in (None, ""):
-            return int(float(body["expires_in"]))
-        return max(0, int(float(body["expires_on"])) - int(time.time()))
-    except (KeyError, TypeError, ValueError):
-        return 0
 
 
 # auth_source=auto tries these in order; the first whose options are all given is used.

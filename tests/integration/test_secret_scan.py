@@ -394,6 +394,16 @@ def role_tasks(canaries, reports):
         role_task("audit: wrong app_secret", "audit", dict(audit_baseline=baseline[:1],
                                                            audit_report_dir=str(reports / "wrong"),
                                                            audit_feishu_connection=wrong_feishu, audit_fail_on_drift=True)),
+        role_task("stale_devices", "stale_devices", dict(stale_devices_report_dir=str(reports / "stale"),
+                                                         stale_devices_msgraph_connection=graph_connection)),
+        role_task("stale_devices: a threshold inside Graph's sign-in update lag", "stale_devices",
+                  dict(stale_devices_mode="disable", stale_devices_inactive_days=1,
+                       stale_devices_report_dir=str(reports / "stale-refused"),
+                       stale_devices_msgraph_connection=graph_connection)),
+        role_task("stale_devices: wrong client_secret", "stale_devices",
+                  dict(stale_devices_report_dir=str(reports / "stale-wrong"),
+                       stale_devices_msgraph_connection=dict(graph_connection,
+                                                             client_secret=ref("GRAPH_WRONG_SECRET")))),
     ]
 
 
@@ -431,8 +441,10 @@ def test_roles_leak_no_secret(canaries, playbook, recorder, check):
     suffix = ": failed, as this path does"
     rescued = set(entry["task"][:-len(suffix)] for entry in run.results if entry["task"].endswith(suffix))
     assert rescued == {"quarantine: an identifier that matches nothing", "quarantine: wrong app_secret",
-                       "release: a device with no sign of a quarantine", "audit: wrong app_secret"}, rescued
+                       "release: a device with no sign of a quarantine", "audit: wrong app_secret",
+                       "stale_devices: a threshold inside Graph's sign-in update lag", "stale_devices: wrong client_secret"}, rescued
     assert (reports / "ok" / "drift-report.json").exists() and (reports / "ok" / "drift-report.html").exists()
+    assert (reports / "stale" / "stale-devices.json").exists() and (reports / "stale" / "stale-devices.html").exists()
     assert (reports / "wrong" / "drift-report.json").exists()
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, shown
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_filters import list_filters
 
 
@@ -36,3 +36,20 @@ def test_an_unknown_filter_names_the_known_ones():
     with pytest.raises(InputError) as caught:
         list_filters({"colour": "red"})
     assert "'colour'" in str(caught.value) and "device_status" in str(caught.value)
+
+
+@pytest.mark.parametrize("filters, named", [
+    ({"device_status": "\u0661"}, "device_status"),      # ARABIC-INDIC DIGIT ONE
+    ({"device_status": "\uff12"}, "device_status"),      # FULLWIDTH DIGIT TWO
+    ({"os": "\u0968"}, "os"),                            # DEVANAGARI DIGIT TWO
+    ({"source": "\u0662"}, "source"),
+    ({"source": True}, "source"),
+    ({"lsa_client_status": False}, "lsa_client_status"),
+    ({"source": 2.7}, "source"),
+    ({"source": " 2"}, "source"),
+])
+def test_digits_of_other_scripts_booleans_and_fractions_are_refused_naming_the_filter_and_value(filters, named):
+    with pytest.raises(InputError) as caught:
+        list_filters(filters)
+    message = str(caught.value)
+    assert named in message and message.endswith("not %s" % shown(filters[named])), message

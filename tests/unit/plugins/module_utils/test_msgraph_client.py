@@ -13,8 +13,8 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     NotFoundError,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient, token_claims
+from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import CLOUDS
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
-    CLOUDS,
     CertificateCredential,
     ClientCertificate,
     ClientSecretCredential,
