@@ -35,7 +35,7 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Use C(group/fleetguard.devices.feishu) or C(group/fleetguard.devices.all) in C(module_defaults) to set defaults for this module.
+    description: Use C(group/fleetguard.devices.feishu) in C(module_defaults) to set defaults for this module; C(group/fleetguard.devices.all) for the options both APIs share (O(validate_certs), O(timeout), O(max_retries)).
     support: full
     membership:
       - fleetguard.devices.feishu
@@ -46,7 +46,7 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Use C(group/fleetguard.devices.msgraph) or C(group/fleetguard.devices.all) in C(module_defaults) to set defaults for this module.
+    description: Use C(group/fleetguard.devices.msgraph) in C(module_defaults) to set defaults for this module; C(group/fleetguard.devices.all) for the options both APIs share (O(validate_certs), O(timeout), O(max_retries)).
     support: full
     membership:
       - fleetguard.devices.msgraph

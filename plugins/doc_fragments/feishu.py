@@ -55,8 +55,9 @@ options:
 requirements:
 - requests >= 2.25 (on the host that runs the module)
 notes:
-- Connection options can be set once for a play with C(module_defaults) and the action group C(group/fleetguard.devices.feishu)
-  (or C(group/fleetguard.devices.all)).
+- Connection options can be set once for a play with C(module_defaults) and the action group C(group/fleetguard.devices.feishu);
+  C(group/fleetguard.devices.all) takes only the options both APIs share (O(validate_certs), O(timeout), O(max_retries)),
+  since each module refuses the other API's options.
 - The app needs the C(security_and_compliance:device_record:read) scope to read device records and C(security_and_compliance:device_record:write)
   to change them.
 """

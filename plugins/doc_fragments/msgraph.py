@@ -127,8 +127,9 @@ requirements:
 - requests >= 2.25 (on the host that runs the module)
 - cryptography, only for O(client_certificate_path) (it comes with ansible-core)
 notes:
-- Connection options can be set once for a play with C(module_defaults) and the action group C(group/fleetguard.devices.msgraph)
-  (or C(group/fleetguard.devices.all)).
+- Connection options can be set once for a play with C(module_defaults) and the action group C(group/fleetguard.devices.msgraph);
+  C(group/fleetguard.devices.all) takes only the options both APIs share (O(validate_certs), O(timeout), O(max_retries)),
+  since each module refuses the other API's options.
 - Reading devices needs the C(Device.Read.All) application permission; changing them C(Device.ReadWrite.All). Application
   callers may change only C(extensionAttributes) of devices whose operating system is not Windows.
 """

@@ -36,6 +36,11 @@ MSGRAPH_DESIRED = MSGRAPH_BOOLEANS + MSGRAPH_STRINGS + ("extension_attributes",)
 KNOWN_FIELDS = frozenset(
     ("name",) + FEISHU_IDENTIFIERS + MSGRAPH_IDENTIFIERS + tuple(FEISHU_DESIRED) + MSGRAPH_DESIRED + tuple(EXTENSION_ATTRIBUTES))
 
+# Where the audit role's CSV reader (roles/audit/templates/csv.json.j2) keeps the cells of a row beyond the
+# header's columns ({"line": 4, "columns": 2, "cells": [...]}), so that the plan refuses the row, naming its
+# line, instead of the reader dropping them.
+EXTRA_CELLS = "_extra_cells"
+
 # How a baseline (a CSV cell in particular) spells a boolean, and an empty extension attribute.
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
@@ -103,11 +108,24 @@ def identifier_list(value):
     return identifiers
 
 
+def _extra_cells_problem(extra):
+    """What is wrong with a CSV row that has more cells than the header has columns."""
+    if not isinstance(extra, Mapping):
+        extra = {"cells": extra}
+    cells = extra.get("cells")
+    cells = list(cells) if isinstance(cells, (list, tuple)) else [cells]
+    where = "CSV line %s: " % extra["line"] if extra.get("line") is not None else ""
+    columns = "the header's %s column(s)" % extra["columns"] if extra.get("columns") is not None else "the header's columns"
+    return "%s%d cell(s) beyond %s: %s" % (where, len(cells), columns, _shown(cells))
+
+
 def _given_fields(raw, problems):
     """The fields an entry sets: strings trimmed, empty values dropped (except null extension attributes)."""
     given = {}
     for key, value in raw.items():
-        if key not in KNOWN_FIELDS:
+        if key == EXTRA_CELLS:
+            problems.append(_extra_cells_problem(value))
+        elif key not in KNOWN_FIELDS:
             problems.append("unknown field %s" % key)
         elif value is not None and not (isinstance(value, str) and value.strip() == ""):
             given[key] = value.strip() if isinstance(value, str) else value
@@ -188,6 +206,36 @@ def _plan_entry(number, raw):
             "field": field, "value": str(given[field]) if field else None, "desired": desired, "problems": problems}
 
 
+def _desired_pairs(desired):
+    """A desired state as flat (field, value) pairs: each extension attribute is a field of its own."""
+    pairs = dict((key, value) for key, value in desired.items() if key != "extension_attributes")
+    pairs.update(desired.get("extension_attributes", {}))
+    return pairs
+
+
+def _flag_conflicts(entries):
+    """Give a problem to each entry that asks a field of a device another entry asks differently.
+
+    Two entries for the same identifier that agree (or set different fields) are fine; a device cannot be
+    both trusted and untrusted, and comparing it both ways would report it drifted and in sync at once."""
+    first_by_device = {}
+    for entry in entries:
+        if entry["problems"]:
+            continue
+        device = (entry["directory"], entry["field"], entry["value"])
+        asked = _desired_pairs(entry["desired"])
+        for earlier in first_by_device.setdefault(device, []):
+            before = _desired_pairs(earlier["desired"])
+            clashes = sorted(key for key in asked if key in before and before[key] != asked[key])
+            for key in clashes:
+                message = "%s %s=%s conflicts with entry %d, which asks %s for the same device" % (
+                    entry["field"], key, _shown(asked[key]), earlier["entry"], _shown(before[key]))
+                entry["problems"].append(message)
+            if clashes:
+                earlier["problems"].append("conflicts with entry %d (%s)" % (entry["entry"], ", ".join(clashes)))
+        first_by_device[device].append(entry)
+
+
 def baseline_plan(baseline):
     """A baseline (a list of entries, each a mapping) as the audit's plan.
 
@@ -199,6 +247,7 @@ def baseline_plan(baseline):
     if not isinstance(baseline, (list, tuple)):
         raise AnsibleFilterError("baseline_plan: expected a list of baseline entries, not %s" % _described(baseline))
     entries = [_plan_entry(number, raw) for number, raw in enumerate(baseline, 1)]
+    _flag_conflicts(entries)
     groups = {}
     for entry in entries:
         if entry["problems"]:

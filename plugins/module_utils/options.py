@@ -217,7 +217,8 @@ def feishu_fragment():
         requirements=["requests >= 2.25 (on the host that runs the module)"],
         notes=[
             "Connection options can be set once for a play with C(module_defaults) and the action group"
-            " C(group/fleetguard.devices.feishu) (or C(group/fleetguard.devices.all)).",
+            " C(group/fleetguard.devices.feishu); C(group/fleetguard.devices.all) takes only the options both APIs share"
+            " (O(validate_certs), O(timeout), O(max_retries)), since each module refuses the other API's options.",
             "The app needs the C(security_and_compliance:device_record:read) scope to read device records and"
             " C(security_and_compliance:device_record:write) to change them.",
         ],
@@ -233,7 +234,8 @@ def msgraph_fragment():
         ],
         notes=[
             "Connection options can be set once for a play with C(module_defaults) and the action group"
-            " C(group/fleetguard.devices.msgraph) (or C(group/fleetguard.devices.all)).",
+            " C(group/fleetguard.devices.msgraph); C(group/fleetguard.devices.all) takes only the options both APIs share"
+            " (O(validate_certs), O(timeout), O(max_retries)), since each module refuses the other API's options.",
             "Reading devices needs the C(Device.Read.All) application permission; changing them"
             " C(Device.ReadWrite.All). Application callers may change only C(extensionAttributes) of devices"
             " whose operating system is not Windows.",

@@ -174,6 +174,40 @@ class TestGroups:
         assert baseline_plan([]) == {"entries": [], "feishu_groups": [], "msgraph_groups": []}
 
 
+class TestConflictsAndCsvRows:
+    def test_one_device_asked_two_ways_is_a_conflict_named_in_both_entries(self):
+        plan = baseline_plan([{"serial_number": "A", "device_status": "trusted"},
+                              {"serial_number": "B", "device_status": "trusted"},
+                              {"serial_number": "A", "device_status": "untrusted"}])
+        first, second, third = plan["entries"]
+        assert first["problems"] == ["conflicts with entry 3 (device_status)"]
+        assert second["problems"] == []
+        assert third["problems"] == ['serial_number device_status="untrusted" conflicts with entry 1, which asks "trusted" for the same device']
+        assert [g["ids"] for g in plan["feishu_groups"]] == [["B"]]
+
+    def test_a_conflict_on_one_extension_attribute_is_named_by_the_attribute(self):
+        plan = baseline_plan([{"display_name": "W", "extension_attributes": {"extensionAttribute15": "q"}},
+                              {"display_name": "W", "extensionAttribute15": None}])
+        assert plan["entries"][0]["problems"] == ["conflicts with entry 2 (extensionAttribute15)"]
+        assert "extensionAttribute15=null" in plan["entries"][1]["problems"][0]
+
+    def test_entries_that_agree_or_ask_different_fields_of_one_device_are_no_conflict(self):
+        plan = baseline_plan([{"serial_number": "A", "device_status": "trusted"},
+                              {"serial_number": "A", "device_ownership": "company"},
+                              {"serial_number": "A", "device_status": "Trusted"}])
+        assert [e["problems"] for e in plan["entries"]] == [[], [], []]
+
+    def test_the_same_value_under_two_identifier_fields_is_two_devices(self):
+        plan = baseline_plan([{"serial_number": "A", "device_status": "trusted"},
+                              {"device_name": "A", "device_status": "untrusted"}])
+        assert [e["problems"] for e in plan["entries"]] == [[], []]
+
+    def test_cells_beyond_the_header_are_refused_naming_the_line_and_the_cells(self):
+        extra = {"line": 4, "columns": 2, "cells": ["company", "x"]}
+        assert problems({"serial_number": "A", "device_status": "trusted", "_extra_cells": extra}) == [
+            'CSV line 4: 2 cell(s) beyond the header\'s 2 column(s): ["company", "x"]']
+
+
 class TestBadInput:
     @pytest.mark.parametrize("value, shown", [({"devices": []}, 'a dict: {"devices": []}'), ("a,b", 'a str: "a,b"'),
                                               (None, "null")], ids=repr)
