@@ -35,7 +35,9 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Use C(group/fleetguard.devices.feishu) in C(module_defaults) to set defaults for this module; C(group/fleetguard.devices.all) for the options both APIs share (O(validate_certs), O(timeout), O(max_retries)).
+    description:
+      - Use C(group/fleetguard.devices.feishu) in C(module_defaults) to set defaults for this module.
+      - C(group/fleetguard.devices.all) takes only the options both APIs share (O(validate_certs), O(timeout), O(max_retries)).
     support: full
     membership:
       - fleetguard.devices.feishu
@@ -46,7 +48,9 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Use C(group/fleetguard.devices.msgraph) in C(module_defaults) to set defaults for this module; C(group/fleetguard.devices.all) for the options both APIs share (O(validate_certs), O(timeout), O(max_retries)).
+    description:
+      - Use C(group/fleetguard.devices.msgraph) in C(module_defaults) to set defaults for this module.
+      - C(group/fleetguard.devices.all) takes only the options both APIs share (O(validate_certs), O(timeout), O(max_retries)).
     support: full
     membership:
       - fleetguard.devices.msgraph
