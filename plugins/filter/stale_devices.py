@@ -26,6 +26,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
     EXTENSION_ATTRIBUTE_MAX,
     EXTENSION_ATTRIBUTES,
+    odata_datetime,
     odata_string,
 )
 
@@ -58,10 +59,6 @@ def _fail(message):
 def _shown(value):
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _graph_time(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(text):
@@ -230,7 +227,7 @@ def stale_devices_settings(variables):
     if problems:
         return settings
     settings["tag"] = tag_prefix + as_of.isoformat()
-    settings["cutoff"] = _graph_time(_midnight(as_of) - inactive_days * DAY)
+    settings["cutoff"] = odata_datetime(_midnight(as_of) - inactive_days * DAY)
     scope = _scope_filter(operating_systems, trust_types)
     settings["scope_filter"] = scope
 

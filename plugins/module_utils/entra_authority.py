@@ -13,7 +13,7 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, shown, shown_text
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, answer_text, shown
 
 # Graph root and token authority per national cloud
 # (https://learn.microsoft.com/en-us/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints).
@@ -73,7 +73,7 @@ def text_field(body, *names):
     for name in names:
         value = body.get(name)
         if isinstance(value, str) and value:
-            return shown_text(value)
+            return answer_text(value)
     return None
 
 
@@ -86,7 +86,7 @@ def error_code(body):
     error = body.get("error")
     if isinstance(error, dict):
         error = error.get("code")
-    return shown_text(error) if error not in (None, "") else None
+    return answer_text(error)
 
 
 def refusal_reason(body, status):
@@ -95,10 +95,8 @@ def refusal_reason(body, status):
     error = body.get("error")
     for reason in (body.get("error_description"), error.get("message") if isinstance(error, dict) else error):
         if isinstance(reason, str) and reason.strip():
-            return shown_text(reason.strip().splitlines()[0])
-    if isinstance(error, dict) and error.get("code") not in (None, ""):
-        return shown_text(error.get("code"))
-    return "HTTP %s" % status
+            return answer_text(reason.strip().splitlines()[0])
+    return (answer_text(error.get("code")) if isinstance(error, dict) else None) or "HTTP %s" % status
 
 
 def managed_identity_lifetime(body):

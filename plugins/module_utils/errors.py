@@ -41,6 +41,22 @@ def shown_text(value):
     return "%s... (%d characters)" % (value[:ANSWER_TEXT_MAX], len(value))
 
 
+def answer_text(value):
+    """A field of an answer (an error's message, code or request id) as a message shows it: None when the answer
+    has none (absent or empty), else shown_text()."""
+    return shown_text(value) if value not in (None, "") else None
+
+
+def body_kind(body, object_kind):
+    """What a parsed answer body is, for a message about an answer this collection does not understand:
+    `object_kind` says what a JSON object of the wrong content is."""
+    if body is None:
+        return "a body that is not JSON"
+    if not isinstance(body, dict):
+        return "a JSON %s, not an object" % type(body).__name__
+    return object_kind
+
+
 class FleetguardError(Exception):
     """Base error. `str()` gives one line an operator can act on."""
 

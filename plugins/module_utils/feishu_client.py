@@ -23,8 +23,9 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     InputError,
     NotFoundError,
     TransientError,
+    answer_text,
+    body_kind,
     shown,
-    shown_text,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache, token_answer_problem
@@ -106,17 +107,16 @@ class FeishuClient:
         details = dict(method="POST", path=TOKEN_PATH, status=response.status, request_id=_log_id(response),
                        api_code=code if _is_code(code) else None)
         if response.status == 429 or response.status >= 500 or code == RATE_LIMITED:
-            reason = _shown_msg(body) or "HTTP %s" % response.status
+            reason = answer_text(body.get("msg")) or "HTTP %s" % response.status
             raise TransientError("could not obtain a tenant_access_token: %s" % reason, **details)
         if not _is_code(code):
             # Not Feishu's envelope (an HTML page from a proxy, a body of another API): no verdict on the secret.
-            what = ("a body that is not JSON" if response.json is None else "JSON without Feishu's envelope"
-                    if isinstance(response.json, dict) else "a JSON %s, not an object" % type(response.json).__name__)
             raise ApiError("Feishu answered the tenant_access_token request with %s, which this collection does not"
-                           " understand: check base_url" % what, **details)
+                           " understand: check base_url" % body_kind(response.json, "JSON without Feishu's envelope"),
+                           **details)
         if code != 0 or response.status >= 400:
             raise AuthenticationError("Feishu refused app_id/app_secret: %s" % (
-                _shown_msg(body) or "HTTP %s" % response.status), **details)
+                answer_text(body.get("msg")) or "HTTP %s" % response.status), **details)
         token, expire = body.get("tenant_access_token"), body.get("expire")
         problem = token_answer_problem(token, expire, "tenant_access_token", "expire")
         if problem:
@@ -215,12 +215,6 @@ def _is_code(code):
     return isinstance(code, int) and not isinstance(code, bool)
 
 
-def _shown_msg(envelope):
-    """The envelope's msg, cut when long (errors.shown_text); None when it has none."""
-    message = envelope.get("msg")
-    return shown_text(message) if message not in (None, "") else None
-
-
 def _throttled(response):
     """Feishu's gateway may say "rate limited" in the envelope under HTTP 200 or 400, not only with 429."""
     return _envelope(response).get("code") == RATE_LIMITED
@@ -239,7 +233,7 @@ def _log_id(response):
 
 def _api_error(response, envelope, method, path):
     code = envelope.get("code")
-    message = _shown_msg(envelope) or "HTTP %s with no Feishu envelope" % response.status
+    message = answer_text(envelope.get("msg")) or "HTTP %s with no Feishu envelope" % response.status
     details = dict(method=method, path=path, status=response.status, api_code=code, request_id=_log_id(response))
     if code in AUTH_CODES:
         return AuthenticationError(message, **details)

@@ -28,8 +28,8 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     InputError,
     NotFoundError,
     TransientError,
+    answer_text,
     shown,
-    shown_text,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import cloud_hosts
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import select_credential
@@ -58,9 +58,9 @@ def graph_error(status, body, headers, method, path):
     error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
     inner = error.get("innerError") or error.get("innererror") or {}
     # Graph quotes the request back in its messages (a $filter of 10,000 characters): cut what is repeated.
-    code = _answer_text(error.get("code"))
-    message = _answer_text(error.get("message")) or "HTTP %s" % status
-    request_id = _answer_text(inner.get("request-id") if isinstance(inner, dict) else None) or _answer_text(
+    code = answer_text(error.get("code"))
+    message = answer_text(error.get("message")) or "HTTP %s" % status
+    request_id = answer_text(inner.get("request-id") if isinstance(inner, dict) else None) or answer_text(
         (headers or {}).get("request-id"))
     details = dict(method=method, path=path, status=status, api_code=code, request_id=request_id)
     if status == 401:
@@ -70,11 +70,6 @@ def graph_error(status, body, headers, method, path):
     if status == 429 or status >= 500:
         return TransientError(message, maybe_applied=status >= 500 and method not in ("GET", "HEAD"), **details)
     return ApiError(message, **details)
-
-
-def _answer_text(value):
-    """A field of an error answer as a message shows it: None when absent or empty, else cut (errors.shown_text)."""
-    return shown_text(value) if value not in (None, "") else None
 
 
 def token_claims(token):

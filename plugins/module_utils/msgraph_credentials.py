@@ -36,6 +36,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     AuthenticationError,
     InputError,
     TransientError,
+    body_kind,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import (
     check_tenant_id,
@@ -125,11 +126,10 @@ class AuthorityCredential(metaclass=abc.ABCMeta):
                 self.KIND, refusal_reason(body, response.status)), **details)
         if response.status != 200 or response.json is None or not isinstance(response.json, dict):
             # An HTML page from a proxy, an answer of another service: no verdict on the credential.
-            what = "a body that is not JSON" if response.json is None else (
-                "a JSON %s, not an object" % type(response.json).__name__ if not isinstance(response.json, dict)
-                else "neither a token nor an OAuth2 error")
             raise ApiError("the token authority answered HTTP %s with %s, which this collection does not understand:"
-                           " check authority_host" % (response.status, what), **details)
+                           " check authority_host" % (response.status,
+                                                      body_kind(response.json, "neither a token nor an OAuth2 error")),
+                           **details)
         token, lifetime = body.get("access_token"), body.get("expires_in")
         problem = token_answer_problem(token, lifetime, "access_token", "expires_in")
         if problem:
