@@ -165,12 +165,14 @@ class FeishuDeviceRecords:
         A PUT carries the version it was read at, so a PUT whose answer was lost can land late only while the record
         is still at that version: a resend at the same version and a late original never both apply. A read that
         shows the desired state at a newer version after such a PUT is this task's write (or another writer's
-        matching one): changed. A PUT given up on while its answer is lost is settled first (settle.py)."""
+        matching one): changed. Before giving up, a PUT that got no answer and carries the version the record is
+        still at (any attempt's, not only the last one's) is settled first (settle.py): it may yet land."""
         record_id = current["device_record_id"]
         first_seen = current
         versions = [current.get("version")]
         lost = None  # the last PUT whose answer was lost: it may have landed, or may still land
-        lost_version = last_error = None
+        last_error = None
+        unanswered = {}  # version carried -> the error of a PUT that got no answer at all: it may still land
         for attempt in range(MAX_WRITE_ATTEMPTS + 1):
             delta = changed_fields(current, desired)
             if not delta:
@@ -191,7 +193,8 @@ class FeishuDeviceRecords:
                 if not exc.maybe_applied:
                     raise
                 lost = last_error = exc
-                lost_version = current["version"]
+                if exc.status is None:
+                    unanswered[current["version"]] = exc
             else:
                 try:
                     after = self.client.get_record(record_id)
@@ -201,11 +204,15 @@ class FeishuDeviceRecords:
                 return Change(first_seen, after if after is not None else predicted, changed=True)
             current = self._reread(record_id)
             versions.append(current.get("version"))
-        if last_error is lost and lost.status is None:
-            # No answer at all to the last PUT: it may still be on its way, and can land while the record is at the
+        in_flight = unanswered.get(current.get("version"))
+        if in_flight is not None:
+            # A PUT that got no answer at all may still be on its way, and can land while the record is at the
             # version it carries. Wait for it, or for the version to move on, before giving up.
+            in_flight_version = current.get("version")
+
             def settled(record):
-                return record is None or record.get("version") != lost_version or not changed_fields(record, desired)
+                return (record is None or record.get("version") != in_flight_version
+                        or not changed_fields(record, desired))
 
             fresh, never_settled = settle(self._read, [record_id], settled, self.client.transport)
             current = fresh[record_id]
@@ -216,8 +223,8 @@ class FeishuDeviceRecords:
             if not changed_fields(current, desired):
                 return Change(first_seen, current, changed=True)
             if never_settled:
-                raise give_up(lost, True, MAX_WRITE_ATTEMPTS)
-        elif last_error is lost:
+                raise give_up(in_flight, True, MAX_WRITE_ATTEMPTS)
+        elif last_error is lost and lost.status is not None:
             # The server answered the last PUT with a fault, and the re-read showed it had not landed.
             raise give_up(lost, False, MAX_WRITE_ATTEMPTS)
         raise ApiError(

@@ -44,10 +44,10 @@ def settle(read, ids, shows, transport):
 
 
 def give_up(error, never_showed, attempts):
-    """The error a device ends with after `attempts` writes: UncertainWrite when the last one's answer was lost
-    and it never showed (it may still land), else the last error, saying every re-read showed no write."""
+    """The error a device ends with after `attempts` writes: UncertainWrite when `error` is a write whose answer
+    was lost and that never showed (it may still land), else `error`, saying every re-read showed no write."""
     if never_showed:
-        return UncertainWrite("the answer to the last of %d attempts was lost and re-reads did not show it; it may"
+        return UncertainWrite("the answer to one of %d attempts was lost and re-reads did not show it; it may"
                               " still land: check the device before writing it again (%s)" % (attempts, error.message),
                               method=error.method, path=error.path, status=error.status,
                               client_request_id=error.client_request_id)

@@ -117,6 +117,20 @@ class TestConvergeWithLostAnswers:
         assert changes[record_id].changed is True
         assert len(self.applied(feishu_sandbox)) == 1 and feishu_sandbox.records[record_id]["version"] == "1"
 
+    def test_an_early_put_still_in_flight_is_settled_though_later_ones_were_answered_by_faults(
+            self, feishu_sandbox, monkeypatch):
+        self.short_settle(monkeypatch, 5.0)
+        record_id, record = self.trusted(feishu_sandbox)
+        # The first PUT lands 1.6 s late; the two sent after it are answered at once by a page that is not
+        # Feishu's, before it lands. The last answer came, but the first PUT can still land at its version.
+        feishu_sandbox.faults.add(action="latency", seconds=1.6, match=self.PUT, times=1)
+        feishu_sandbox.faults.add(action="answer", body="<html><body>Maintenance</body></html>",
+                                  content_type="text/html", match=self.PUT, times=2)
+        changes = self.records(feishu_sandbox).converge([record], {"device_status": 2})
+        assert changes[record_id].error is None, changes[record_id].error
+        assert changes[record_id].changed is True
+        assert len(self.applied(feishu_sandbox)) == 1 and feishu_sandbox.records[record_id]["version"] == "1"
+
     def test_a_put_whose_answers_were_all_lost_and_that_never_shows_is_uncertain(self, feishu_sandbox, monkeypatch):
         from ansible_collections.fleetguard.devices.plugins.module_utils.errors import UncertainWrite
 
