@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the roles use to read their inputs: identifier lists (identifier_list) and audit baselines
+"""Filters the roles use to read their inputs: identifier lists (identifier_list), the devices behind
+inventory hosts (inventory_devices) and the posture they declare (declared_posture), and audit baselines
 (baseline_plan). Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter)."""
 
 from __future__ import absolute_import, division, print_function
@@ -77,8 +78,8 @@ def identifier_list(value):
     """One identifier input of a role as a list of trimmed, non-empty, unique strings.
 
     A list is taken item by item; a string (what an AWX survey text field gives) is split at commas and
-    new lines; a number is one identifier; null, an empty string or an empty list give []. Values that
-    differ only in case count as duplicates: the first spelling is kept.
+    new lines; a number is one identifier; null, an empty string or an empty list give []. Exact duplicates
+    are dropped, the first kept; values that differ only in case are two identifiers.
     """
     if value is None:
         return []
@@ -106,6 +107,83 @@ def identifier_list(value):
             seen.add(item)
             identifiers.append(item)
     return identifiers
+
+
+# The host vars the inventory plugins (feishu_device_records, msgraph_devices) set on a device host: the
+# device's id in each directory, and the key inventory_devices lists those ids under.
+HOST_ID_VARS = {"feishu": ("feishu_device_record_id", "feishu_ids"), "msgraph": ("msgraph_id", "msgraph_ids")}
+
+
+def _host_var(variables, name):
+    """A host var as a string, or '' when the host does not have it (or it is empty)."""
+    value = variables.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def inventory_devices(hosts, hostvars, read=None, directories=None):
+    """The devices behind inventory hosts, read once for a role's host form.
+
+    `hosts` is an identifier_list input of host names, `hostvars` the play's hostvars. A host is a device host
+    when it has an id var of one of `directories` (default both). Returns {hosts, unknown (not in the
+    inventory), not_devices, feishu_ids, msgraph_ids, devices}; each device is {name, feishu_device_record_id,
+    msgraph_id, vars}, vars holding those of the host vars named in `read` that the host has.
+    """
+    directories = identifier_list(directories) or sorted(HOST_ID_VARS)
+    unknown_directories = [name for name in directories if name not in HOST_ID_VARS]
+    if unknown_directories:
+        raise AnsibleFilterError("inventory_devices: directories must be among %s, not %s"
+                                 % (", ".join(sorted(HOST_ID_VARS)), ", ".join(unknown_directories)))
+    read = identifier_list(read)
+    found = {"hosts": [], "unknown": [], "not_devices": [], "devices": [], "feishu_ids": [], "msgraph_ids": []}
+    for host in identifier_list(hosts):
+        if host not in hostvars:
+            found["unknown"].append(host)
+            continue
+        variables = hostvars[host]
+        device = {"name": host, "vars": dict((name, variables[name]) for name in read if name in variables)}
+        for directory, (id_var, ids_key) in sorted(HOST_ID_VARS.items()):
+            device[id_var] = _host_var(variables, id_var) if directory in directories else ""
+            if device[id_var]:
+                found[ids_key].append(device[id_var])
+        found["hosts"].append(host)
+        if any(device[id_var] for id_var, dummy in HOST_ID_VARS.values()):
+            found["devices"].append(device)
+        else:
+            found["not_devices"].append(host)
+    return found
+
+
+# The host vars that declare a device host's desired state (its posture), per directory, and the baseline
+# field each one asks for: what the audit role's host form and playbooks/enforce_posture.yml read.
+POSTURE_HOST_VARS = {
+    "feishu": (("feishu_desired_status", "device_status"), ("feishu_desired_ownership", "device_ownership")),
+    "msgraph": (("msgraph_desired_account_enabled", "account_enabled"),
+                ("msgraph_desired_extension_attributes", "extension_attributes")),
+}
+
+
+def _declared(value):
+    """A posture host var's value, or None where it declares nothing: null, an empty string or mapping."""
+    return None if value is None or (isinstance(value, (str, Mapping)) and not value) else value
+
+
+def declared_posture(hosts, hostvars):
+    """inventory_devices, plus the baseline entries the hosts' posture host vars declare (`entries`, for
+    baseline_plan) and the device hosts that declare none (`undeclared`)."""
+    names = [name for pairs in POSTURE_HOST_VARS.values() for name, dummy in pairs]
+    found = inventory_devices(hosts, hostvars, read=names)
+    found.update(entries=[], undeclared=[])
+    for device in found["devices"]:
+        count = len(found["entries"])
+        for directory, (id_var, dummy) in sorted(HOST_ID_VARS.items()):
+            desired = dict((field, _declared(device["vars"].get(name))) for name, field in POSTURE_HOST_VARS[directory])
+            if device[id_var] and any(value is not None for value in desired.values()):
+                # The entry names the device by its id: device_record_id, or id.
+                identifier = (FEISHU_IDENTIFIERS if directory == "feishu" else MSGRAPH_IDENTIFIERS)[0]
+                found["entries"].append(dict(desired, name=device["name"], **{identifier: device[id_var]}))
+        if len(found["entries"]) == count:
+            found["undeclared"].append(device["name"])
+    return found
 
 
 def _extra_cells_problem(extra):
@@ -269,5 +347,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "identifier_list": identifier_list,
+            "inventory_devices": inventory_devices,
+            "declared_posture": declared_posture,
             "baseline_plan": baseline_plan,
         }
