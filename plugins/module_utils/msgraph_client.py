@@ -38,6 +38,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import T
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     MAX_RETRY_AFTER,
     HttpTransport,
+    observe_usage,
     retry_after_seconds,
 )
 
@@ -314,6 +315,7 @@ class GraphClient:
                                  method="GET", path=_path_of(request), status=status,
                                  client_request_id=client_request_id)
             answers[request["id"]] = SubResponse(status, headers, sub_body, error)
+            observe_usage(write if request["method"] != "GET" else read, headers)
         return answers
 
 

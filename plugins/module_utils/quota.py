@@ -5,7 +5,7 @@
 """Window quotas with the APIs' own semantics: at most `limit` request starts in any `window` seconds.
 
 A quota is spent as fast as the requests' latency allows, and slows down only on the server's word
-(`pause()` after a `Retry-After`): a 3,000-per-150-s write quota lets 1,000 writes go at once, where a
+(`pause()` after a `Retry-After`; `observe_usage()` when Graph says how full its window is): a 3,000-per-150-s write quota lets 1,000 writes go at once, where a
 fixed spacing of 20 per second would make them wait 50 s for nothing. A request holds its place in the
 window from its start until `window` seconds after its answer, so the server, which counts arrivals,
 never sees more than `limit` in any window whatever the latency.
@@ -111,6 +111,22 @@ class WindowQuota:
     def pause(self, seconds):
         with self._locked_state() as state:
             state["paused_until"] = max(state["paused_until"], self._clock() + seconds)
+
+    def observe_usage(self, share, hold=None):
+        """The server's count of this window, as a share of the limit (Graph's x-ms-throttle-limit-percentage).
+
+        What it counted beyond this controller's own requests (other machines acting for the same app) holds
+        room here too, from now for `hold` seconds (at most the window: the latest those requests can leave the
+        server's window). So the next starts wait for room the server has, instead of finding out by 429s.
+        """
+        hold = self.window if hold is None else min(float(hold), self.window)
+        with self._locked_state() as state:
+            now = self._clock()
+            self._wait(state, now, 0)  # drops the requests that left the window
+            unseen = int(share * self.limit) - sum(request[1] for request in state["requests"])
+            if unseen > 0:
+                # [ticket, cost, started, answered]: it leaves the window `window` seconds after "answered".
+                state["requests"].append([uuid.uuid4().hex[:16], unseen, now, now + hold - self.window])
 
     def _leaves_at(self, request):
         answered = request[3]

@@ -7,7 +7,8 @@
 One keep-alive `requests.Session` per client, timeouts, TLS verification, bounded retries with
 `Retry-After` (or Feishu's `x-ogw-ratelimit-reset`) and jittered exponential backoff, and the quotas
 (quota.py: at most N request starts in any W seconds, shared by the processes of one controller) that
-keep bulk runs inside the APIs' limits instead of provoking 429s.
+keep bulk runs inside the APIs' limits instead of provoking 429s. Graph's count of a window
+(`x-ms-throttle-limit-percentage`) is handed to the request's quota (observe_usage).
 
 Writes are retried here only when the server says it did not apply them (429). A write that met a
 connection error, a timeout or a 5xx raises TransientError(maybe_applied=True): the client re-reads
@@ -47,6 +48,13 @@ RETRIABLE_STATUSES = frozenset([429, 500, 502, 503, 504])
 RETRY_AFTER_HEADERS = ("Retry-After", "x-ogw-ratelimit-reset")
 # The longest wait a server may ask for before a request gives up instead (seconds).
 MAX_RETRY_AFTER = 180
+# Graph's count of a quota's window as a share of its limit, sent on answers above 80 % use (0.8 to 1.8):
+# https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits
+# The page does not say which of the limits a request counts against the header speaks for, so the room it
+# shows taken is held for at most USAGE_HOLD seconds, the shortest of those windows (resource units, and
+# delegated device writes, are counted per 10 s): read for a longer window, it would stall a run for nothing.
+USAGE_HEADER = "x-ms-throttle-limit-percentage"
+USAGE_HOLD = 10.0
 
 
 def path_segment(value):
@@ -94,6 +102,23 @@ def retry_after_seconds(headers, now=None):
         now = datetime.now(timezone.utc) if now is None else now
         return max(0.0, (when - now).total_seconds())
     return None
+
+
+def server_usage(headers):
+    """The share of its limit the server says the request's quota window holds (USAGE_HEADER), or None."""
+    value = next((value for name, value in (headers or {}).items() if name.lower() == USAGE_HEADER), None)
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        return None
+    return share if 0.0 < share < 100.0 else None
+
+
+def observe_usage(quota, headers):
+    """Tell `quota` what the server counted in its window, when the answer says (see WindowQuota)."""
+    share = server_usage(headers)
+    if quota is not None and share is not None:
+        quota.observe_usage(share, hold=USAGE_HOLD)
 
 
 def check_retry_after(wait, method, path):
@@ -182,6 +207,7 @@ class HttpTransport:
                 attempt += 1
                 continue
             response = Response(answer.status_code, answer.headers, answer.text)
+            observe_usage(quota, response.headers)
             if 300 <= response.status < 400:
                 raise ApiError("the server redirected the request to %s; this collection does not follow redirects:"
                                " check the API's base URL" % _location(answer), method=method, path=error_path,

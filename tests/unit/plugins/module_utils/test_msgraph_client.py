@@ -343,3 +343,38 @@ def test_a_graph_error_whose_fields_are_not_text_is_shown_not_crashed_on():
 
     error = graph_error(400, {"error": {"code": 5, "message": {"text": "no"}}}, {}, "GET", "/devices")
     assert error.message == "{'text': 'no'}" and error.api_code == "5"
+
+
+def test_room_another_machine_took_in_the_write_window_is_waited_for_not_found_by_429s(monkeypatch, tmp_path):
+    """The server's x-ms-throttle-limit-percentage counts writes this controller never saw (another execution
+    node, same app and tenant): the next batch waits for the room instead of drawing 429s."""
+    import tempfile
+
+    from ansible_collections.fleetguard.devices.plugins.module_utils import msgraph_client
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import ClientSecretCredential
+    from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+    from sandbox.msgraph import GraphSandbox
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own quota state
+    monkeypatch.setattr(msgraph_client, "WRITE_QUOTA_APP", (10, 2.0))
+    with GraphSandbox(devices=20, throttling=True, write_limits={"app": (10, 2.0)}) as sandbox:
+        credential = ClientSecretCredential(sandbox.url, sandbox.tenant_id, sandbox.client_id,
+                                            sandbox.url + "/.default", secret=sandbox.client_secret)
+        client = GraphClient(HttpTransport(timeout=5, max_retries=3, backoff_base=0.001, backoff_cap=0.01),
+                             sandbox.url, credential=credential)
+        ids = sorted(oid for oid, device in sandbox.devices.items() if device["operatingSystem"] == "Windows")[:4]
+        assert len(ids) == 4
+        for dummy in range(8):  # the other machine's writes
+            assert sandbox.rate_limiter.check("app", "%s/%s" % (sandbox.client_id, sandbox.tenant_id)).allowed
+
+        def patch(object_ids):
+            return client.batch([dict(id=str(n), method="PATCH", url="/devices/%s" % object_id,
+                                      body={"accountEnabled": False}) for n, object_id in enumerate(object_ids, 1)])
+
+        first = patch(ids[:1])  # the 9th write of the window: Graph answers "0.9"
+        assert first["1"].headers.get("x-ms-throttle-limit-percentage") == "0.9"
+        rest = patch(ids[1:])
+        assert [answer.status for answer in rest.values()] == [204] * 3
+        assert [e["status"] for e in sandbox.wire.entries(method="PATCH")] == [204] * 4
+        assert all(sandbox.devices[object_id]["accountEnabled"] is False for object_id in ids)

@@ -110,6 +110,34 @@ def test_pause_holds_every_start_back_for_the_servers_wait():
     assert fake.sleeps == [pytest.approx(2.0)]
 
 
+def test_the_servers_count_holds_the_room_others_took_once_and_for_the_hold_only():
+    fake = FakeTime()
+    quota = WindowQuota(10, 5.0, clock=fake.clock, sleep=fake.sleep)
+    spend(quota)
+    # The server counted 8 of 10: 7 of them came from elsewhere. Told twice, they count once.
+    quota.observe_usage(0.8, hold=2.0)
+    quota.observe_usage(0.8, hold=2.0)
+    spend(quota)
+    spend(quota)
+    assert fake.sleeps == []
+    # The window is full: the 7 leave after the 2-s hold, this controller's own 3 only after 5 s.
+    spend(quota)
+    assert fake.sleeps == [pytest.approx(2.0)]
+
+
+def test_a_count_at_or_below_this_controllers_own_adds_nothing_and_a_hold_never_outlasts_the_window():
+    fake = FakeTime()
+    quota = WindowQuota(10, 1.0, clock=fake.clock, sleep=fake.sleep)
+    for dummy in range(9):
+        spend(quota)
+    quota.observe_usage(0.9, hold=30.0)
+    spend(quota)
+    assert fake.sleeps == []
+    quota.observe_usage(1.5, hold=30.0)  # over the limit (Graph sends up to 1.8): held for the window, 1 s
+    spend(quota)
+    assert fake.sleeps == [pytest.approx(1.0)]
+
+
 def test_the_state_file_holds_timestamps_only(private_tempdir):
     fake = FakeTime()
     key = scope_key("feishu", "open.feishu.cn", "cli_app", "update")

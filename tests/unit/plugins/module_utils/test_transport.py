@@ -14,6 +14,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.transport impor
     HttpTransport,
     path_segment,
     retry_after_seconds,
+    server_usage,
 )
 
 
@@ -251,3 +252,16 @@ def test_a_header_value_requests_refuses_is_named_by_its_header_never_quoted(scr
     assert "the value of Authorization holds a line break" in str(caught.value)
     assert "canary" not in str(caught.value) and "Accept" not in str(caught.value)
     assert scripted_server.requests == []
+
+
+@pytest.mark.parametrize("headers, share", [
+    ({"x-ms-throttle-limit-percentage": "0.9"}, 0.9),
+    ({"X-Ms-Throttle-Limit-Percentage": "1.8"}, 1.8),
+    ({"x-ms-throttle-limit-percentage": "high"}, None),
+    ({"x-ms-throttle-limit-percentage": "nan"}, None),
+    ({"x-ms-throttle-limit-percentage": "-1"}, None),
+    ({}, None),
+    (None, None),
+])
+def test_the_servers_share_of_a_window_is_read_only_when_it_is_a_plain_number(headers, share):
+    assert server_usage(headers) == share
