@@ -211,8 +211,7 @@ class FeishuDeviceRecords:
             in_flight_version = current.get("version")
 
             def settled(record):
-                return (record is None or record.get("version") != in_flight_version
-                        or not changed_fields(record, desired))
+                return record is None or record.get("version") != in_flight_version or not changed_fields(record, desired)
 
             fresh, never_settled = settle(self._read, [record_id], settled, self.client.transport)
             current = fresh[record_id]
