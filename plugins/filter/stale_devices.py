@@ -23,12 +23,8 @@ import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
-    EXTENSION_ATTRIBUTE_MAX,
-    EXTENSION_ATTRIBUTES,
-    odata_datetime,
-    odata_string,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTE_MAX, EXTENSION_ATTRIBUTES
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import odata_datetime, odata_string
 
 MODES = ("report", "disable", "delete")
 TRUST_TYPES = ("AzureAd", "Workplace", "ServerAd")

@@ -93,11 +93,8 @@ import re
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import cloud_hosts
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
-    READ_PROPERTIES,
-    DeviceAddress,
-    GraphDevices,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import GraphDevices
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import READ_PROPERTIES, DeviceAddress
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS
 from ansible_collections.fleetguard.devices.plugins.plugin_utils.device_inventory import DeviceInventory
 

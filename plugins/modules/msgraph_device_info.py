@@ -117,11 +117,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
-    DeviceAddress,
-    GraphDevices,
-    sign_in_filter,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import GraphDevices
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import DeviceAddress, sign_in_filter
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
 

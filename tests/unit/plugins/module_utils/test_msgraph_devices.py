@@ -3,13 +3,8 @@
 import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
-    DeviceAddress,
-    desired_properties,
-    normalize_extension_attributes,
-    odata_string,
-    query_string,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import desired_properties, normalize_extension_attributes
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import DeviceAddress, odata_string, query_string
 
 GUID = "6a59ea83-02bd-468f-a40b-f2c3d1821983"
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import sign_in_filter
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import sign_in_filter
 from ansible_collections.fleetguard.devices.plugins.modules import msgraph_device_info
 
 UTC = datetime.timezone.utc
