@@ -23,7 +23,8 @@ import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTE_MAX, EXTENSION_ATTRIBUTES
+from ansible_collections.fleetguard.devices.plugins.filter.devices import identifier_list
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTE_MAX, extension_attribute_name
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import odata_datetime, odata_string
 
 MODES = ("report", "disable", "delete")
@@ -100,26 +101,17 @@ def _int(settings, name, minimum, problems, why=""):
 
 
 def _strings(value, name, problems):
-    if value is None:
+    """A list variable, read as identifier_list reads a role's identifier input (a list, or survey text split at
+    commas and new lines); what is wrong with it is collected in `problems`."""
+    try:
+        return identifier_list(value)
+    except AnsibleFilterError as exc:
+        problems.append("stale_devices_%s: %s" % (name, str(exc.message).replace("identifier_list: ", "", 1)))
         return []
-    if isinstance(value, str):
-        value = value.replace("\n", ",").split(",")
-    if not isinstance(value, (list, tuple)):
-        problems.append("stale_devices_%s must be a list of strings, not %s" % (name, _shown(value)))
-        return []
-    items = []
-    for item in value:
-        if not isinstance(item, str):
-            problems.append("stale_devices_%s holds %s, which is not a string" % (name, _shown(item)))
-            continue
-        if item.strip() and item.strip() not in items:
-            items.append(item.strip())
-    return items
 
 
 def _attribute(value, name, problems):
-    canonical = dict((attribute.lower(), attribute) for attribute in EXTENSION_ATTRIBUTES)
-    found = canonical.get(str(value).strip().lower()) if isinstance(value, str) else None
+    found = extension_attribute_name(value) if isinstance(value, str) else None
     if found is None:
         problems.append("%s must be one of extensionAttribute1..extensionAttribute15, not %s" % (name, _shown(value)))
     return found

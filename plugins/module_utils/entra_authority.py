@@ -14,6 +14,7 @@ import re
 import time
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, answer_text, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import GUID
 
 # Graph root and token authority per national cloud
 # (https://learn.microsoft.com/en-us/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints).
@@ -32,7 +33,6 @@ CLOUD_ALIASES = {
 
 # A tenant as the token endpoint's path names it: its id, or one of its verified domain names
 # (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
-TENANT_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # Entra's words for "any tenant": the client-credentials flow, the only one this collection uses, needs one tenant.
 MULTI_TENANT_WORDS = ("common", "organizations", "consumers")
@@ -43,7 +43,7 @@ def check_tenant_id(tenant_id):
     `?`, `#`, `..` or `%2F` would send the credential to another path."""
     if not isinstance(tenant_id, str):
         raise InputError("tenant_id %s is not a string" % shown(tenant_id))
-    if TENANT_GUID.fullmatch(tenant_id):
+    if GUID.fullmatch(tenant_id):
         return tenant_id
     if tenant_id.lower() in MULTI_TENANT_WORDS:
         raise InputError("tenant_id %s names no tenant; the client-credentials flow needs the directory (tenant) id"

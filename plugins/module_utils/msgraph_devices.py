@@ -75,14 +75,22 @@ def fold_values(values):
                 for key, value in values.items())
 
 
+def extension_attribute_name(key):
+    """The canonical name of an extension attribute however it is cased (EXTENSIONATTRIBUTE3 -> extensionAttribute3),
+    or None when `key` names none."""
+    return _EXTENSION_ATTRIBUTE_NAMES.get(str(key).strip().lower())
+
+
+_EXTENSION_ATTRIBUTE_NAMES = dict((name.lower(), name) for name in EXTENSION_ATTRIBUTES)
+
+
 def normalize_extension_attributes(value):
     """Canonical key names, string-or-null values, each at most 1024 characters; refused before any write."""
     if value is None:
         return None
     normalized = {}
-    canonical = dict((name.lower(), name) for name in EXTENSION_ATTRIBUTES)
     for key, attribute in value.items():
-        name = canonical.get(str(key).lower())
+        name = extension_attribute_name(key)
         if name is None:
             raise InputError("extension_attributes key %s is not one of extensionAttribute1..extensionAttribute15" % shown(key))
         if attribute is not None and not isinstance(attribute, str):

@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,6 +18,13 @@ COLLECTIONS_PATH = os.path.join(REPO_ROOT, "build", "collections")
 # pytest.ini also lists ".", or ansible-test units, which only puts the ansible_collections root on it).
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+
+@pytest.fixture(autouse=True)
+def private_quota_state(tmp_path, monkeypatch):
+    """Each test's own temp dir, where the quotas keep their shared windows (quota.py): a window or a pause that
+    another test left under the same key (a port the system reused, a fake clock) must never hold this one back."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def pytest_configure(config):

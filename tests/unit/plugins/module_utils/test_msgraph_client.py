@@ -345,18 +345,15 @@ def test_a_graph_error_whose_fields_are_not_text_is_shown_not_crashed_on():
     assert error.message == "{'text': 'no'}" and error.api_code == "5"
 
 
-def test_room_another_machine_took_in_the_write_window_is_waited_for_not_found_by_429s(monkeypatch, tmp_path):
+def test_room_another_machine_took_in_the_write_window_is_waited_for_not_found_by_429s(monkeypatch):
     """The server's x-ms-throttle-limit-percentage counts writes this controller never saw (another execution
     node, same app and tenant): the next batch waits for the room instead of drawing 429s."""
-    import tempfile
-
     from ansible_collections.fleetguard.devices.plugins.module_utils import msgraph_client
     from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
     from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import ClientSecretCredential
     from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
     from sandbox.msgraph import GraphSandbox
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own quota state
     monkeypatch.setattr(msgraph_client, "WRITE_QUOTA_APP", (10, 2.0))
     with GraphSandbox(devices=20, throttling=True, write_limits={"app": (10, 2.0)}) as sandbox:
         credential = ClientSecretCredential(sandbox.url, sandbox.tenant_id, sandbox.client_id,
