@@ -1,8 +1,9 @@
 """Local emulators of the cloud APIs this collection talks to, for tests and demos.
 
 Standard library only (the Graph emulator's certificate credentials need `cryptography`,
-imported only when used). `sandbox.server` holds the reusable machinery (HTTP server,
-router, wire log, fault plan, rate limiter), `sandbox.tokens` the ledger of issued tokens and
+imported only when used). `sandbox.server` holds the HTTP layer (server, requests,
+router), `sandbox.wire_log`, `sandbox.faults` and `sandbox.rate_limit` the wire log, fault rules and
+rate limiter, `sandbox.tokens` the ledger of issued tokens and
 `sandbox.emulator` the `Emulator` base class; each emulated API lives in its own module(s).
 """
 

@@ -13,8 +13,11 @@ import threading
 import time
 import traceback
 
-from sandbox.server import FaultPlan, RateLimiter, Response, Router, SandboxHTTPServer, WireLog, json_response
+from sandbox.faults import FaultPlan
+from sandbox.rate_limit import RateLimiter
+from sandbox.server import Response, Router, SandboxHTTPServer, json_response
 from sandbox.tokens import TokenLedger
+from sandbox.wire_log import WireLog
 
 CONTROL_PREFIX = "/_sandbox/"
 

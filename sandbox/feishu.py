@@ -17,7 +17,8 @@ import time
 import uuid
 
 from sandbox.emulator import GENERIC_FAULT_ACTIONS, Emulator
-from sandbox.server import RateLimiter, Response, json_response
+from sandbox.rate_limit import RateLimiter
+from sandbox.server import Response, json_response
 
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 RECORDS_PATH = "/open-apis/security_and_compliance/v2/device_records"

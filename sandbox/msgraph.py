@@ -35,7 +35,8 @@ from sandbox.msgraph_data import TENANT_DOMAIN, generate_fleet, graph_time
 from sandbox.msgraph_devices import GUID, DeviceEndpoints
 from sandbox.msgraph_gateway import WRITE_LIMITS, GraphGateway
 from sandbox.emulator import Emulator
-from sandbox.server import RateLimiter, json_response
+from sandbox.rate_limit import RateLimiter
+from sandbox.server import json_response
 
 DEFAULT_TENANT_ID = "8f3c1a52-6d1e-4b7a-9c1e-2a5b7d9e0f11"
 DEFAULT_CLIENT_ID = "5a1b2c3d-0000-4000-8000-00000000c11e"

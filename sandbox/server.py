@@ -1,16 +1,12 @@
-"""Generic machinery shared by the API emulators: a threaded keep-alive HTTP server on
-127.0.0.1, requests and responses, a router, a wire log of every API request, run-time fault
-rules and a sliding-window rate limiter. The `Emulator` base class that puts them together is
-in sandbox/emulator.py.
+"""The HTTP layer shared by the API emulators: a threaded keep-alive HTTP server on 127.0.0.1,
+requests and responses, and a router. The wire log (sandbox/wire_log.py), fault rules
+(sandbox/faults.py) and rate limiter (sandbox/rate_limit.py) sit beside it; the `Emulator` base
+class that puts them together is in sandbox/emulator.py.
 """
 
 
-import collections
-import copy
 import http.server
-import itertools
 import json
-import math
 import re
 import socket
 import socketserver
@@ -20,8 +16,6 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-
-RULE_KEYS = ("id", "action", "match", "times", "skip")
 
 
 def split_target(target):
@@ -141,207 +135,6 @@ class Router:
     def methods_for(self, path):
         """Methods some route accepts for this raw path (to tell 405 from 404)."""
         return sorted({route.method for route in self.routes if route.pattern.fullmatch(path)})
-
-
-class WireLog:
-    """Thread-safe, append-only record of the API requests an emulator answered."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._entries = []
-        self._seq = itertools.count(1)
-
-    def append(self, request, status, api_code, fault, extra=None):
-        entry = {
-            "seq": None,
-            "time": time.time(),
-            "method": request.method,
-            "path": request.path,
-            "query": request.query,
-            "headers": dict(request.headers),
-            "body": request.body_for_log(),
-            "status": status,
-            "api_code": api_code,
-            "fault": fault,
-            "connection": request.connection_id,
-            **(extra or {}),
-        }
-        with self._lock:
-            entry["seq"] = next(self._seq)
-            self._entries.append(entry)
-        return entry
-
-    def entries(self, method=None, path_regex=None, since=0):
-        """Copies of the entries, optionally filtered by method, path (re.search) and seq > since."""
-        pattern = re.compile(path_regex) if path_regex else None
-        with self._lock:
-            selected = [
-                entry
-                for entry in self._entries
-                if entry["seq"] > since
-                and (method is None or entry["method"] == method.upper())
-                and (pattern is None or pattern.search(entry["path"]))
-            ]
-            return copy.deepcopy(selected)
-
-    def clear(self):
-        """Forget all entries; sequence numbers keep counting so `since` polling stays valid."""
-        with self._lock:
-            count = len(self._entries)
-            self._entries.clear()
-        return count
-
-    def __len__(self):
-        with self._lock:
-            return len(self._entries)
-
-
-class FaultPlan:
-    """Fault rules added at run time. Rules are checked in the order they were added and at
-    most one fires per request; a matching rule first lets `skip` requests through, then
-    fires `times` times and is removed."""
-
-    def __init__(self, actions, extra_match_keys=()):
-        self.actions = tuple(actions)
-        # Emulator-specific match keys: accepted here, evaluated by the emulator's `fault_applies`.
-        self.match_keys = ("method", "path_regex") + tuple(extra_match_keys)
-        self._lock = threading.Lock()
-        self._rules = []
-        self._ids = itertools.count(1)
-
-    def add(self, action, match=None, times=1, skip=0, **params):
-        if action not in self.actions:
-            raise ValueError(f"unknown fault action {action!r}; known: {', '.join(self.actions)}")
-        match = dict(match or {})
-        unknown = set(match) - set(self.match_keys)
-        if unknown:
-            raise ValueError(f"unknown match keys: {', '.join(sorted(unknown))}")
-        if "path_regex" in match:
-            re.compile(match["path_regex"])
-        if "method" in match:
-            match["method"] = str(match["method"]).upper()
-        if not isinstance(times, int) or times < 1:
-            raise ValueError("times must be an integer >= 1")
-        if not isinstance(skip, int) or skip < 0:
-            raise ValueError("skip must be an integer >= 0")
-        if action == "status" and not isinstance(params.get("status"), int):
-            raise ValueError("a status fault needs an integer 'status' parameter")
-        if action == "answer" and not isinstance(params.get("status", 200), int):
-            raise ValueError("an answer fault's 'status' must be an integer")
-        rule = {"id": next(self._ids), "action": action, "match": match, "times": times, "skip": skip}
-        rule.update(params)
-        with self._lock:
-            self._rules.append(rule)
-        return dict(rule)
-
-    def add_many(self, spec):
-        """Add one rule (dict) or several (list of dicts), as posted to /_sandbox/faults."""
-        specs = spec if isinstance(spec, list) else [spec]
-        if not all(isinstance(item, dict) and "action" in item for item in specs):
-            raise ValueError("a fault rule is an object with at least an 'action'")
-        return [self.add(**{key: value for key, value in item.items() if key != "id"}) for item in specs]
-
-    def take(self, request, applies=None):
-        """Consume and return the rule that fires for this request, or None."""
-        with self._lock:
-            for rule in self._rules:
-                if not self._matches(rule["match"], request):
-                    continue
-                if applies is not None and not applies(rule, request):
-                    continue
-                if rule["skip"] > 0:
-                    rule["skip"] -= 1
-                    continue
-                rule["times"] -= 1
-                if rule["times"] == 0:
-                    self._rules.remove(rule)
-                return dict(rule)
-        return None
-
-    @staticmethod
-    def _matches(match, request):
-        if "method" in match and match["method"] != request.method:
-            return False
-        if "path_regex" in match and not re.search(match["path_regex"], request.path):
-            return False
-        return True
-
-    def rules(self):
-        with self._lock:
-            return copy.deepcopy(self._rules)
-
-    def clear(self):
-        with self._lock:
-            count = len(self._rules)
-            self._rules.clear()
-        return count
-
-
-@dataclass
-class RateDecision:
-    allowed: bool
-    limit: int = None  # None when the operation is not limited
-    reset: int = 0  # whole seconds until a slot frees up (only when not allowed)
-    used: int = 0  # calls counted in the window, this one included (only when allowed)
-
-
-class RateLimiter:
-    """Sliding window per (operation, caller key). Rejected calls do not count.
-
-    A limit is either a count per `WINDOW` seconds or a (count, window seconds) pair;
-    `scale` multiplies the counts, never the windows.
-    """
-
-    WINDOW = 1.0
-
-    def __init__(self, limits, enabled=True, scale=1.0):
-        self.base_limits = dict(limits)
-        self.enabled = enabled
-        self.scale = scale
-        self._lock = threading.Lock()
-        self._windows = collections.defaultdict(collections.deque)
-
-    def limit_for(self, operation):
-        return self._limit_and_window(operation)[0]
-
-    def window_for(self, operation):
-        return self._limit_and_window(operation)[1]
-
-    def _limit_and_window(self, operation):
-        base = self.base_limits.get(operation)
-        if base is None:
-            return None, None
-        count, window = base if isinstance(base, (tuple, list)) else (base, self.WINDOW)
-        return max(1, int(count * self.scale)), float(window)
-
-    def check(self, operation, key):
-        limit, window_seconds = self._limit_and_window(operation)
-        if not self.enabled or limit is None:
-            return RateDecision(True)
-        now = time.monotonic()
-        with self._lock:
-            window = self._windows[(operation, key)]
-            while window and window[0] <= now - window_seconds:
-                window.popleft()
-            if len(window) >= limit:
-                reset = max(1, math.ceil(window[0] + window_seconds - now))
-                return RateDecision(False, limit, reset)
-            window.append(now)
-            used = len(window)
-        return RateDecision(True, limit, used=used)
-
-    def configure(self, enabled=None, scale=None, limits=None):
-        if enabled is not None:
-            self.enabled = bool(enabled)
-        if scale is not None:
-            self.scale = float(scale)
-        if limits is not None:
-            self.base_limits.update(limits)
-        self.clear()
-
-    def clear(self):
-        with self._lock:
-            self._windows.clear()
 
 
 class SandboxRequestHandler(http.server.BaseHTTPRequestHandler):
