@@ -9,6 +9,7 @@ import time
 from bounds import LATENCY
 from scenarios import FORKS, LABELS, LEGEND, ONE_TASK, PER_HOST, SLICED, SLICES, URI
 
+
 def targets(results):
     """The targets of docs/performance.md, each with the measured value and whether it was met ([] for what did not run)."""
     def row(scenario_prefix, approach, rerun=False):

@@ -10,13 +10,14 @@ https://open.feishu.cn/document/server-docs/api-call-guide/frequency-control.
 The choices made where the documentation is silent are listed in sandbox/README.md.
 """
 
-import random
 import re
 import secrets
 import time
-import uuid
 
 from sandbox.emulator import GENERIC_FAULT_ACTIONS, Emulator
+from sandbox.feishu_data import (ALL_IDENTIFIERS, CREATE_STRING_FIELDS, DESKTOP_IDENTIFIERS, DESKTOP_SYSTEMS,
+                                 MOBILE_IDENTIFIER, RECORD_ID_BASE, drop_empty, generate_records)
+from sandbox.feishu_query import USER_ID_TYPES, matches, parse_filters, render, single
 from sandbox.rate_limit import RateLimiter
 from sandbox.server import Response, json_response
 
@@ -55,147 +56,6 @@ MALFORMED_TOKEN = (400, 99991671, "Invalid token: must start with t-/u-")
 RATE_LIMITED = (429, 99991400, "request trigger frequency limit")
 TOKEN_INVALID_PARAM = (400, 10003, "invalid param")
 TOKEN_BAD_SECRET = (400, 10014, "app secret invalid")
-
-DESKTOP_SYSTEMS = (1, 2, 3)  # Windows, macOS, Linux
-DESKTOP_IDENTIFIERS = ("serial_number", "disk_serial_number", "uuid")
-MOBILE_IDENTIFIER = {4: "android_id", 5: "idfv", 6: "aaid"}  # Android, iOS, OpenHarmony
-ALL_IDENTIFIERS = DESKTOP_IDENTIFIERS + tuple(MOBILE_IDENTIFIER.values())
-CREATE_STRING_FIELDS = ALL_IDENTIFIERS + ("mac_address",)
-
-USER_ID_TYPES = ("open_id", "union_id", "user_id")
-RECORD_ID_BASE = 7400000000000000000  # + index: 19-digit ids like the docs' examples
-DATA_EPOCH = 1735689600  # 2025-01-01: generated timestamps are deterministic from the seed
-LSA_CLIENT_ID_BASE = 7520000000000000000  # lsa_info client ids: 19 digits, like 7522053803906960914
-
-# List filters: query name -> record field (None = derived, see _filter_value).
-STRING_FILTERS = {
-    name: name
-    for name in (
-        "device_record_id", "device_name", "serial_number", "disk_serial_number", "mac_address",
-        "android_id", "uuid", "idfv", "aaid", "mdm_device_id", "mdm_provider_name",
-        "cert_serial_number", "cert_issuer",
-    )
-}
-USER_FILTERS = ("current_user_id", "latest_user_id")
-INT_FILTERS = {  # query name -> (record field, allowed values)
-    "device_ownership": ("device_ownership", range(3)),
-    "device_status": ("device_status", range(3)),
-    "device_terminal_type": ("device_terminal_type", range(3)),
-    "os": ("device_system", range(7)),
-    "source": ("source", range(3)),
-    "lsa_client_status": (None, (1, 2)),
-    "device_env_detect_status": (None, range(3)),
-}
-BOOL_FILTERS = ("is_managed", "is_public")
-
-# (model, name kind) per device_system; the kind shapes the generated device_name.
-MODELS = {
-    1: [("ThinkPad X1 Carbon Gen 11", "LAPTOP"), ("Latitude 7440", "LAPTOP"), ("EliteBook 840 G10", "LAPTOP"),
-        ("OptiPlex 7010", "DESKTOP")],
-    2: [("MacBookPro18,1", "LAPTOP"), ("MacBookPro18,3", "LAPTOP"), ("MacBookAir10,1", "LAPTOP"),
-        ("Mac14,13", "DESKTOP")],
-    3: [("ThinkPad T14 Gen 3", "LAPTOP"), ("Precision 3660", "WORKSTATION")],
-    4: [("Pixel 8", "PHONE"), ("SM-S9180", "PHONE"), ("23127PN0CC", "PHONE"), ("SM-X710", "TABLET")],
-    5: [("iPhone13,2", "PHONE"), ("iPhone14,5", "PHONE"), ("iPhone15,3", "PHONE"), ("iPad13,4", "TABLET")],
-    6: [("ALN-AL00", "PHONE"), ("HBN-AL80", "PHONE"), ("BRA-AL00", "TABLET")],
-}
-SYSTEM_WEIGHTS = {1: 34, 2: 26, 3: 8, 4: 15, 5: 14, 6: 3}
-MDM_PROVIDERS = ("Workspace_ONE", "Jamf", "Intune")
-CERT_ISSUERS = ("Root-CA", "FleetGuard Issuing CA 1")
-
-
-def drop_empty(fields):
-    """Leave out unset values the way the API omits them (None, "" and []); 0/false stay."""
-    return {key: value for key, value in fields.items() if value is not None and value != "" and value != []}
-
-
-def render_user_id(open_id, user_id_type):
-    """Show a stored open_id (ou_<hex>) as the requested ID kind."""
-    suffix = open_id[3:]
-    if user_id_type == "union_id":
-        return "on_" + suffix
-    if user_id_type == "user_id":
-        return suffix[:8]
-    return open_id
-
-
-def generate_records(count, seed):
-    """Deterministic, realistic fleet: same (count, seed) -> same records."""
-    rng = random.Random(seed)
-    users = ["ou_" + f"{rng.getrandbits(128):032x}" for _user in range(max(8, count // 3))]
-    records = {}
-    for index in range(1, count + 1):
-        # The first six cover every OS, so tests can rely on each one existing.
-        system = index if index <= 6 else rng.choices(list(SYSTEM_WEIGHTS), weights=list(SYSTEM_WEIGHTS.values()))[0]
-        record = _generate_record(rng, index, system, users)
-        records[record["device_record_id"]] = record
-    return records
-
-
-def _generate_record(rng, index, system, users):
-    desktop = system in DESKTOP_SYSTEMS
-    model, kind = rng.choice(MODELS[system])
-    certification_level = rng.choices([0, 1, 2], weights=[15, 55, 30])[0]
-    managed = certification_level == 2
-    created_at = DATA_EPOCH + rng.randint(0, 300 * 86400)
-    latest_user = rng.choice(users)
-    current_user = latest_user if rng.random() < 0.85 else None
-    env_status = rng.choice([None, 1, 1, 2])
-    lsa_bound = desktop and rng.random() < 0.5
-    return drop_empty({
-        "device_record_id": str(RECORD_ID_BASE + index),
-        "version": "0",
-        "current_user_id": current_user,
-        "device_name": f"FG-{kind}-{index:04d}",
-        "model": model,
-        "device_system": system,
-        "serial_number": f"C02FG{index:04d}" if desktop else None,
-        "disk_serial_number": f"S5GXNF0W{index:06d}" if desktop else None,
-        "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper() if desktop else None,
-        "mac_address": _mac(rng) if desktop or system == 4 else None,
-        "android_id": f"{rng.getrandbits(64):016x}" if system == 4 else None,
-        "idfv": str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper() if system == 5 else None,
-        "aaid": str(uuid.UUID(int=rng.getrandbits(128), version=4)) if system == 6 else None,
-        "device_ownership": rng.choices([0, 1, 2], weights=[10, 30, 60])[0],
-        "device_status": rng.choices([0, 1, 2], weights=[15, 65, 20])[0],
-        "certification_level": certification_level,
-        "device_terminal_type": 2 if desktop else 1,
-        "latest_user_id": latest_user,
-        "dids": [str(rng.randint(7 * 10**18, 8 * 10**18 - 1)) for _did in range(rng.randint(1, 2))],
-        "is_managed": managed,
-        "mdm_device_id": f"{rng.getrandbits(48):012x}" if managed else None,
-        "mdm_provider_name": rng.choice(MDM_PROVIDERS) if managed else None,
-        "lsa_info": _lsa_info(rng, created_at) if lsa_bound else None,
-        "device_env_info": f"detect_status={env_status}" if env_status else None,
-        "created_at": created_at,
-        "updated_at": created_at + rng.randint(0, 60 * 86400),
-        "is_public": rng.random() < 0.05,
-        "source": rng.choices([1, 2], weights=[40, 60])[0],
-        "cert_verified_at_unix": str((created_at + 3600) * 1000) if managed else None,
-        "cert_serial_number": f"{rng.getrandbits(64):016X}" if managed else None,
-        "cert_issuer": rng.choice(CERT_ISSUERS) if managed else None,
-    })
-
-
-def _lsa_info(rng, bound_at):
-    """The endpoint-control client's line as the API returns it: client id, online state, bind time,
-    last-online time, client version, e.g.
-    `7522053803906960914,离线,2025/07/09 13:42:42 UTC,2025/07/18 05:09:21 UTC,v1.2.1`.
-    Draws from `rng` exactly as the records generated before this format did, so every other field keeps
-    its seeded value."""
-    client_id = LSA_CLIENT_ID_BASE + rng.getrandbits(32) * 1000003
-    state = rng.choice(["在线", "离线"])  # online, offline
-    last_online = bound_at + rng.randint(0, 30 * 86400)
-    version = rng.randint(10, 20)
-    return f"{client_id},{state},{_lsa_time(bound_at)},{_lsa_time(last_online)},v1.{version // 10}.{version % 10}"
-
-
-def _lsa_time(seconds):
-    return time.strftime("%Y/%m/%d %H:%M:%S UTC", time.gmtime(seconds))
-
-
-def _mac(rng):
-    return ":".join(f"{byte:02x}" for byte in [0xAC, 0xDE, 0x48] + [rng.randrange(256) for _byte in range(3)])
 
 
 def _has_ownership_and_status(payload):
@@ -443,16 +303,16 @@ class FeishuSandbox(Emulator):
 
     def _list(self, request):
         query = request.query
-        page_size = self._single(query, "page_size") or "100"
+        page_size = single(query, "page_size") or "100"
         if not page_size.isdigit() or not 1 <= int(page_size) <= 100:
             return _error(PARAM_ERROR)
-        user_id_type = self._single(query, "user_id_type") or "open_id"
+        user_id_type = single(query, "user_id_type") or "open_id"
         if user_id_type not in USER_ID_TYPES:
             return _error(PARAM_ERROR)
-        filters = self._parse_filters(query)
+        filters = parse_filters(query)
         if filters is None:
             return _error(PARAM_ERROR)
-        page_token = self._single(query, "page_token")
+        page_token = single(query, "page_token")
         with self.lock:
             after = None
             if page_token:
@@ -463,11 +323,11 @@ class FeishuSandbox(Emulator):
                 record
                 for record_id, record in sorted(self.records.items(), key=lambda item: int(item[0]))
                 if (after is None or int(record_id) > int(after))
-                and self._matches(record, filters, user_id_type)
+                and matches(record, filters, user_id_type)
             ]
             page = matching[: int(page_size)]
             data = {
-                "items": [self._render(record, user_id_type) for record in page],
+                "items": [render(record, user_id_type) for record in page],
                 "has_more": len(matching) > len(page),
             }
             if data["has_more"]:
@@ -478,18 +338,18 @@ class FeishuSandbox(Emulator):
 
     def _get(self, request):
         record_id = self._valid_record_id(request)
-        user_id_type = self._single(request.query, "user_id_type") or "open_id"
+        user_id_type = single(request.query, "user_id_type") or "open_id"
         if record_id is None or user_id_type not in USER_ID_TYPES:
             return _error(PARAM_ERROR)
         with self.lock:
             record = self.records.get(record_id)
             if record is None:
                 return _error(NOT_FOUND)
-            return _success({"device_record": self._render(record, user_id_type)})
+            return _success({"device_record": render(record, user_id_type)})
 
     def _update(self, request):
         record_id = self._valid_record_id(request)
-        version = self._single(request.query, "version")
+        version = single(request.query, "version")
         payload = request.json_object()
         if record_id is None or not version or payload is None:
             return _error(PARAM_ERROR)
@@ -568,65 +428,3 @@ class FeishuSandbox(Emulator):
         record_id = request.params.get("record_id", "")
         return record_id if re.fullmatch(r"[0-9]+", record_id) else None
 
-    @staticmethod
-    def _single(query, name):
-        """One query value: the first if the parameter is repeated, None if absent."""
-        value = query.get(name)
-        return value[0] if isinstance(value, list) else value
-
-    def _parse_filters(self, query):
-        """Query params -> {filter name: typed value}; None if any value is invalid. Blank = unset."""
-        filters = {}
-        for name in list(STRING_FILTERS) + list(USER_FILTERS) + ["did"]:
-            value = self._single(query, name)
-            if value:
-                filters[name] = value
-        for name, (_field, allowed) in INT_FILTERS.items():
-            value = self._single(query, name)
-            if value:
-                if not re.fullmatch(r"[0-9]+", value) or int(value) not in allowed:
-                    return None
-                filters[name] = int(value)
-        for name in BOOL_FILTERS:
-            value = self._single(query, name)
-            if value:
-                if value not in ("true", "false"):
-                    return None
-                filters[name] = value == "true"
-        return filters
-
-    def _matches(self, record, filters, user_id_type):
-        """All filters ANDed, exact match; `did` matches one member of the record's dids."""
-        for name, wanted in filters.items():
-            if name == "did":
-                if wanted not in record.get("dids", []):
-                    return False
-            elif self._filter_value(record, name, user_id_type) != wanted:
-                return False
-        return True
-
-    @staticmethod
-    def _filter_value(record, name, user_id_type):
-        """The record's value as the named filter sees it."""
-        if name in STRING_FILTERS:
-            return record.get(STRING_FILTERS[name])
-        if name in USER_FILTERS:
-            return render_user_id(record[name], user_id_type) if record.get(name) else None
-        if name in BOOL_FILTERS:
-            return bool(record.get(name, False))
-        if name == "lsa_client_status":
-            return 1 if record.get("lsa_info") else 2
-        if name == "device_env_detect_status":
-            found = re.search(r"detect_status=(\d)", record.get("device_env_info", ""))
-            return int(found.group(1)) if found else 0
-        return record.get(INT_FILTERS[name][0])
-
-    @staticmethod
-    def _render(record, user_id_type):
-        rendered = dict(record)
-        for name in USER_FILTERS:
-            if rendered.get(name):
-                rendered[name] = render_user_id(rendered[name], user_id_type)
-        if "dids" in rendered:
-            rendered["dids"] = list(rendered["dids"])
-        return rendered

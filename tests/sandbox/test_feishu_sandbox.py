@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from sandbox import FeishuSandbox
-from sandbox.feishu import generate_records
+from sandbox.feishu_data import generate_records
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
