@@ -427,4 +427,3 @@ class FeishuSandbox(Emulator):
         """The raw path segment if it is all digits, else None (never decoded or normalised)."""
         record_id = request.params.get("record_id", "")
         return record_id if re.fullmatch(r"[0-9]+", record_id) else None
-

@@ -26,6 +26,10 @@ ROME_ALIASES = {name.capitalize(): name for name in ROME_PROPERTIES}
 # The 400 app-only callers get on non-Windows devices, as reported in
 # https://github.com/microsoftgraph/microsoft-graph-docs/issues/15707.
 NON_WINDOWS = "Properties other than ExtendedAttribute1..15 can be modified only on windows devices."
+# The one operatingSystem value the rule names ("where the operatingSystem property is not Windows"). Graph
+# documents no other spelling ("Windows Server", "windows") nor a device without one, so the emulator reads
+# the rule literally and refuses them all.
+WINDOWS = "Windows"
 
 
 def checked_changes(changes, device, caller, rome):
@@ -49,7 +53,7 @@ def checked_changes(changes, device, caller, rome):
     if any(key in INTUNE_OWNED for key in changes):
         raise ApiError(403, "Authorization_RequestDenied", INSUFFICIENT_PRIVILEGES)
     exempt = ("extensionAttributes",) + (ROME_PROPERTIES if rome else ())
-    if caller.app and (device.get("operatingSystem") or "").lower() != "windows":
+    if caller.app and device.get("operatingSystem") != WINDOWS:
         if any(key not in exempt for key in changes):
             raise bad_request(NON_WINDOWS)
     return changes

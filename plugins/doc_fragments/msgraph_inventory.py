@@ -41,6 +41,8 @@ options:
     description:
     - 'PEM file holding the private key and the certificate registered on the app, used instead of O(client_secret):
       it signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).'
+    - Entra ID takes only RSA keys of 2048 bits or more; another key type, a shorter key or a PFX / PKCS#12 file
+      is refused before any request, naming what the file holds.
     - Needs the Python library C(cryptography) (a dependency of ansible-core) on the host that calls Graph.
     - If not set, the value of the environment variable E(AZURE_CLIENT_CERTIFICATE_PATH) is used.
     type: path

@@ -11,12 +11,14 @@ __metaclass__ = type
 
 import copy
 import json
+import unicodedata
 
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import DEVICE_OWNERSHIP, DEVICE_STATUS
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTES, V1_PROPERTIES
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import guid_key
 
 # The identifier options of the write modules, per directory, in the order error messages name them.
 FEISHU_IDENTIFIERS = ("device_record_id", "serial_number", "device_name")
@@ -77,14 +79,17 @@ def _is_number(value):
 def identifier_list(value):
     """One identifier input of a role as a list of trimmed, non-empty, unique strings.
 
-    A list is taken item by item; a string (what an AWX survey text field gives) is split at commas and
-    new lines; a number is one identifier; null, an empty string or an empty list give []. Exact duplicates
+    A list is taken item by item; a string (what an AWX survey text field gives) is one identifier per line
+    when it has line breaks (a name may hold a comma: "Smith, John's iPad"), and single-line text is split at
+    commas; a number is one identifier; null, an empty string or an empty list give []. Exact duplicates
     are dropped, the first kept; values that differ only in case are two identifiers.
     """
     if value is None:
         return []
     if isinstance(value, str):
-        items = value.replace("\n", ",").split(",")
+        # A comma left at a line's end ("a,\nb") is a separator, not part of the name.
+        multi_line = "\n" in value or "\r" in value
+        items = [_trimmed(line, also=",") for line in value.splitlines()] if multi_line else value.split(",")
     elif _is_number(value):
         items = [value]
     elif isinstance(value, (list, tuple)):
@@ -100,13 +105,29 @@ def identifier_list(value):
         elif not isinstance(item, str):
             raise AnsibleFilterError("identifier_list: item %d is not an identifier (a string or a number): %s"
                                      % (position, _shown(item)))
-        item = item.strip()
+        item = _trimmed(item)
         # Exact comparison: the modules match identifiers exactly, and two Feishu device names that differ
         # only in case are two devices.
         if item and item not in seen:
             seen.add(item)
             identifiers.append(item)
     return identifiers
+
+
+def _trimmed(text, also=""):
+    """`text` without white space, invisible format characters or characters in `also` at either end. Survey text pasted from a
+    document or a spreadsheet can carry a byte-order mark or a zero-width space: kept, it would make a name
+    that matches no device, and an exclusion that silently protects nothing."""
+    start, end = 0, len(text)
+    while start < end and (_blank(text[start]) or text[start] in also):
+        start += 1
+    while end > start and (_blank(text[end - 1]) or text[end - 1] in also):
+        end -= 1
+    return text[start:end]
+
+
+def _blank(character):
+    return character.isspace() or unicodedata.category(character) == "Cf"
 
 
 # The host vars the inventory plugins (feishu_device_records, msgraph_devices) set on a device host: the
@@ -167,23 +188,82 @@ def _declared(value):
     return None if value is None or (isinstance(value, (str, Mapping)) and not value) else value
 
 
-def declared_posture(hosts, hostvars):
+def declared_posture(hosts, hostvars, repeats=None):
     """inventory_devices, plus the baseline entries the hosts' posture host vars declare (`entries`, for
-    baseline_plan) and the device hosts that declare none (`undeclared`)."""
+    baseline_plan) and the device hosts that declare none (`undeclared`).
+
+    Hosts that name one device (ids compared as its API compares them) are checked against each other:
+    `conflicts` names both hosts, the device and both values of each field they declare differently;
+    `repeats` lists the entries dropped because an earlier host declares the same posture for that device
+    ({name, directory, device, same_as}); `problems` names each host's malformed declaration in host var terms.
+    `repeats` given (the whole run's, read before its first batch) drops those entries too, so a play batch
+    never writes a device that an earlier batch's host writes.
+    """
     names = [name for pairs in POSTURE_HOST_VARS.values() for name, dummy in pairs]
     found = inventory_devices(hosts, hostvars, read=names)
-    found.update(entries=[], undeclared=[])
+    found.update(entries=[], undeclared=[], conflicts=[], repeats=[], problems=[])
+    dropped = set((r.get("name"), r.get("directory")) for r in repeats or [] if isinstance(r, Mapping))
+    first_by_device = {}
     for device in found["devices"]:
-        count = len(found["entries"])
+        declared = False
         for directory, (id_var, dummy) in sorted(HOST_ID_VARS.items()):
             desired = dict((field, _declared(device["vars"].get(name))) for name, field in POSTURE_HOST_VARS[directory])
             if device[id_var] and any(value is not None for value in desired.values()):
+                declared = True
                 # The entry names the device by its id: device_record_id, or id.
                 identifier = (FEISHU_IDENTIFIERS if directory == "feishu" else MSGRAPH_IDENTIFIERS)[0]
-                found["entries"].append(dict(desired, name=device["name"], **{identifier: device[id_var]}))
-        if len(found["entries"]) == count:
+                entry = dict(desired, name=device["name"], **{identifier: device[id_var]})
+                if _first_declaration(found, first_by_device, directory, identifier, entry) \
+                        and (device["name"], directory) not in dropped:
+                    found["entries"].append(entry)
+        if not declared:
             found["undeclared"].append(device["name"])
     return found
+
+
+# How a baseline field is spelled as the posture host var that declares it, for messages about hosts.
+_POSTURE_VAR_OF = dict((field, name) for pairs in POSTURE_HOST_VARS.values() for name, field in pairs)
+_NOUN_OF = {"feishu": "Feishu device record", "msgraph": "Graph device"}
+
+
+def _in_host_var_terms(text):
+    for field, name in sorted(_POSTURE_VAR_OF.items()):
+        text = text.replace(field, name)
+    return text
+
+
+def _posture_field(key):
+    return "%s.%s" % (_POSTURE_VAR_OF["extension_attributes"], key) if key in EXTENSION_ATTRIBUTES else _POSTURE_VAR_OF[key]
+
+
+def _first_declaration(found, first_by_device, directory, identifier, entry):
+    """Compare `entry` with the first entry of the same device; False when it only repeats that one's posture.
+
+    Its problems and its conflicts with the first entry go into `found`. A malformed entry is kept, for
+    baseline_plan to refuse, and compared with nothing.
+    """
+    planned = _plan_entry(0, entry)
+    found["problems"].extend("%s: %s" % (entry["name"], _in_host_var_terms(p)) for p in planned["problems"])
+    if planned["problems"]:
+        return True
+    asked = _desired_pairs(planned["desired"])
+    key = (directory, device_key(directory, identifier, entry[identifier]))
+    if key not in first_by_device:
+        first_by_device[key] = (entry, asked)
+        return True
+    earlier, before = first_by_device[key]
+    device = "%s %s" % (_NOUN_OF[directory], earlier[identifier])
+    if entry[identifier] != earlier[identifier]:
+        device += " (%s names it %s)" % (entry["name"], entry[identifier])
+    clashes = sorted(field for field in asked if field in before and before[field] != asked[field])
+    for field in clashes:
+        found["conflicts"].append("%s: %s declares %s=%s, %s declares %s" % (
+            device, earlier["name"], _posture_field(field), _shown(before[field]), entry["name"], _shown(asked[field])))
+    if asked != before:
+        return True
+    found["repeats"].append({"name": entry["name"], "directory": directory, "device": earlier[identifier],
+                             "same_as": earlier["name"]})
+    return False
 
 
 def _extra_cells_problem(extra):
@@ -249,7 +329,10 @@ def _msgraph_desired(given, desired, problems):
     for key, value in pairs:
         if key not in EXTENSION_ATTRIBUTES:
             problems.append("extension attribute %s is not one of extensionAttribute1..15" % key)
-        elif value is None or str(value).strip() in EMPTY_WORDS:
+        elif value is not None and not isinstance(value, str):
+            # YAML's true would reach Graph as "True": a tag is text, so it must be written as text.
+            problems.append("extension attribute %s must be a string or null, not %s" % (key, _shown(value)))
+        elif value is None or value.strip() in EMPTY_WORDS:
             attributes[key] = None
         else:
             attributes[key] = str(value)
@@ -291,6 +374,14 @@ def _desired_pairs(desired):
     return pairs
 
 
+def device_key(directory, field, value):
+    """An identifier as its API compares it: Graph ids and deviceIds are GUIDs, equal whatever their case;
+    Feishu record ids are digits, and names are compared exactly by both modules."""
+    if directory == "msgraph" and field in ("id", "device_id"):
+        return guid_key(value)
+    return str(value)
+
+
 def _flag_conflicts(entries):
     """Give a problem to each entry that asks a field of a device another entry asks differently.
 
@@ -300,7 +391,7 @@ def _flag_conflicts(entries):
     for entry in entries:
         if entry["problems"]:
             continue
-        device = (entry["directory"], entry["field"], entry["value"])
+        device = (entry["directory"], entry["field"], device_key(entry["directory"], entry["field"], entry["value"]))
         asked = _desired_pairs(entry["desired"])
         for earlier in first_by_device.setdefault(device, []):
             before = _desired_pairs(earlier["desired"])
@@ -327,13 +418,16 @@ def baseline_plan(baseline):
     entries = [_plan_entry(number, raw) for number, raw in enumerate(baseline, 1)]
     _flag_conflicts(entries)
     groups = {}
+    group_devices = {}  # group key -> the devices it holds, as the API tells them apart
     for entry in entries:
         if entry["problems"]:
             continue
         key = "%s|%s|%s" % (entry["directory"], entry["field"], json.dumps(entry["desired"], sort_keys=True))
         group = groups.setdefault(key, {"key": key, "directory": entry["directory"], "field": entry["field"],
                                         "desired": copy.deepcopy(entry["desired"]), "ids": [], "entries": []})
-        if entry["value"] not in group["ids"]:
+        known = group_devices.setdefault(key, set())
+        if device_key(entry["directory"], entry["field"], entry["value"]) not in known:
+            known.add(device_key(entry["directory"], entry["field"], entry["value"]))
             group["ids"].append(entry["value"])
         group["entries"].append(entry["entry"])
     return {"entries": entries,

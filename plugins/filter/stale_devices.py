@@ -23,16 +23,31 @@ import re
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 from ansible_collections.fleetguard.devices.plugins.filter.devices import identifier_list
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTE_MAX, extension_attribute_name
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
+    EXTENSION_ATTRIBUTE_MAX,
+    NOT_WINDOWS,
+    WINDOWS,
+    extension_attribute_name,
+    windows_class,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import odata_datetime, odata_string
 
 MODES = ("report", "disable", "delete")
+# Survey text of a whole number: a sign and at most 12 ASCII digits (every bound below is far smaller).
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}\Z")
 TRUST_TYPES = ("AzureAd", "Workplace", "ServerAd")
 # Graph moves approximateLastSignInDateTime only when the stored value is more than 14 days old, give or take 5
 # (https://learn.microsoft.com/en-us/entra/identity/devices/manage-stale-devices): a device in daily use can look
 # 19 days idle, so a shorter threshold would call active devices stale.
 MIN_INACTIVE_DAYS = 20
+# The longest span a day count (inactive days, grace days) or the reference day's distance from today may have: a
+# longer one is a typo, and far longer ones leave the calendar (datetime raises "date value out of range").
+MAX_DAYS = 3650
+# More devices than a tenant holds: a larger max-changes guard is no guard, and most likely a typo.
+MAX_CHANGES = 1000000
 # The order of the report, and which mode writes each action.
 ACTIONS = ("delete", "disable", "reenable", "came_back", "grace", "keep", "blocked", "already_disabled",
            "never_signed_in", "excluded")
@@ -49,6 +64,9 @@ SELECT = ["id", "deviceId", "displayName", "accountEnabled", "operatingSystem", 
           "profileType", "registrationDateTime", "approximateLastSignInDateTime", "physicalIds", "extensionAttributes"]
 
 
+display = Display()
+
+
 def _fail(message):
     raise AnsibleFilterError(message)
 
@@ -59,7 +77,8 @@ def _shown(value):
 
 
 def _parse_time(text):
-    """A Graph DateTimeOffset (2026-08-30T13:05:00Z, with or without fraction) as an aware datetime, or None."""
+    """A Graph DateTimeOffset (2026-08-30T13:05:00Z, with or without fraction) as an aware datetime, or None.
+    A time of that shape that is no time (month 13, a year-1 time moved before year 1) raises ValueError."""
     if not isinstance(text, str) or not text:
         return None
     match = re.match(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", text)
@@ -69,7 +88,10 @@ def _parse_time(text):
     offset = match.group(3)
     if offset and offset != "Z":
         sign = 1 if offset[0] == "+" else -1
-        moment -= sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+        try:
+            moment -= sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+        except OverflowError:
+            raise ValueError("it lies outside the calendar")
     return moment.replace(tzinfo=UTC)
 
 
@@ -86,16 +108,21 @@ def _midnight(day):
     return datetime.datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _int(settings, name, minimum, problems, why=""):
+def _int(settings, name, minimum, maximum, problems, why=""):
+    """A whole number from minimum to maximum (survey text such as "90" too; not a bool, not 90.0)."""
     value = settings.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            value = int(str(value).strip())
-        except ValueError:
+        # ASCII digits only: int() also reads "9_0" and other scripts' digits ("٩٠") as 90.
+        text = value.strip() if isinstance(value, str) else None
+        if text is None or not WHOLE_NUMBER.match(text):
             problems.append("stale_devices_%s must be a whole number, not %s" % (name, _shown(value)))
             return None
+        value = int(text)
     if value < minimum:
         problems.append("stale_devices_%s is %d; it must be at least %d%s" % (name, value, minimum, why))
+        return None
+    if value > maximum:
+        problems.append("stale_devices_%s is %d; it must be at most %d" % (name, value, maximum))
         return None
     return value
 
@@ -130,11 +157,11 @@ def stale_devices_settings(variables):
     mode = variables.get("mode")
     if mode not in MODES:
         problems.append("stale_devices_mode must be one of %s, not %s" % (", ".join(MODES), _shown(mode)))
-    inactive_days = _int(variables, "inactive_days", MIN_INACTIVE_DAYS, problems,
+    inactive_days = _int(variables, "inactive_days", MIN_INACTIVE_DAYS, MAX_DAYS, problems,
                          " (Graph updates the sign-in time only every 14 days or so, give or take 5: a device in"
                          " daily use can look 19 days idle)")
-    grace_days = _int(variables, "grace_days", 1, problems)
-    max_changes = _int(variables, "max_changes", 0, problems)
+    grace_days = _int(variables, "grace_days", 1, MAX_DAYS, problems)
+    max_changes = _int(variables, "max_changes", 0, MAX_CHANGES, problems)
 
     today = _parse_day(variables.get("today"))
     if today is None:
@@ -145,6 +172,10 @@ def stale_devices_settings(variables):
     if as_of is None:
         problems.append("stale_devices_as_of must be a date, YYYY-MM-DD (or empty for today's UTC date), not %s"
                         % _shown(as_of_text))
+    elif abs((as_of - today).days) > MAX_DAYS:
+        problems.append("stale_devices_as_of is %s; it must be within %d days of today (%s, UTC)"
+                        % (as_of.isoformat(), MAX_DAYS, today.isoformat()))
+        as_of = None
     elif as_of != today and mode in ("disable", "delete") and not variables.get("as_of_writes"):
         problems.append("stale_devices_as_of is %s but today is %s (UTC): a %s run takes its tag dates and grace periods"
                         " from it, so it must be today; set stale_devices_as_of_writes=true only against an emulator"
@@ -161,6 +192,11 @@ def stale_devices_settings(variables):
         tag_prefix = None
 
     operating_systems = _strings(variables.get("operating_systems"), "operating_systems", problems)
+    for name in operating_systems:
+        # Survey text with line breaks is read one entry per line, so "Windows, MacMDM" on one of them is one name.
+        if "," in name:
+            problems.append("stale_devices_operating_systems holds %s; give one operating system per line (or a"
+                            " list)" % _shown(name))
     trust_types = []
     for value in _strings(variables.get("trust_types"), "trust_types", problems):
         found = [name for name in TRUST_TYPES if name.lower() == value.lower()]
@@ -269,6 +305,7 @@ def stale_devices_plan(devices, settings, refusal=None):
         if only is None or str(device["id"]).lower() in only:
             seen.setdefault(str(device["id"]).lower(), device)
     rows = [_row(device, settings, as_of, refusal) for device in seen.values()]
+    unmatched = _unmatched_exclusions(devices, settings["exclude"])
     rows.sort(key=lambda row: (ACTIONS.index(row["action"]), -(row["age_days"] if row["age_days"] is not None else -1),
                                (row["displayName"] or "").lower(), row["id"]))
     writes = {
@@ -291,16 +328,41 @@ def stale_devices_plan(devices, settings, refusal=None):
         "changes": changes,
         "probe": None if refusal else _probe(rows),
         "refusal": refusal,
+        "unmatched_exclusions": unmatched,
         "guard": {"max_changes": settings["max_changes"], "changes": mode_changes,
                   "tripped": mode in ("disable", "delete") and mode_changes > settings["max_changes"]},
     }
 
 
+def _unmatched_exclusions(devices, exclude):
+    """The entries of stale_devices_exclude that name none of the devices read, in the order given, with a warning:
+    a misspelt name (or one a comma split) would otherwise leave its device unprotected without a word. The whole
+    read counts, not only the host form's hosts, so that a slice does not warn about another slice's devices."""
+    names = set()
+    for device in devices:
+        names.update(str(device.get(key)).lower() for key in ("id", "deviceId", "displayName") if device.get(key))
+    unmatched = [entry for entry in exclude if entry.lower() not in names]
+    if unmatched:
+        display.warning("stale_devices_exclude: %d entr%s matched none of the %d devices read (stale, never signed in"
+                        " or tagged, within the scope): %s. A device that is active or out of scope is not read, so"
+                        " this may be right; otherwise check the spelling (survey text: one entry per line)."
+                        % (len(unmatched), "y" if len(unmatched) == 1 else "ies", len(devices),
+                           _shown_list(unmatched)))
+    return unmatched
+
+
+def _shown_list(values):
+    # repr() shows what cannot be seen (a zero-width space, a byte-order mark) as an escape.
+    text = ", ".join(shown(value) for value in values)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
 def _probe(rows):
     """A non-Windows device whose accountEnabled the lifecycle would change, to learn (in check mode) whether this
-    caller may: Graph lets an app-only caller change only extensionAttributes of non-Windows devices."""
+    caller may: Graph lets an app-only caller change only extensionAttributes of non-Windows devices. Only a device
+    the rule documents as non-Windows tells: for "Windows Server" check mode cannot say either way."""
     for row in rows:
-        if _windows(row) or row["action"] not in ("disable", "reenable"):
+        if windows_class(row["operatingSystem"]) != NOT_WINDOWS or row["action"] not in ("disable", "reenable"):
             continue
         if row["action"] == "disable" or row["accountEnabled"] is False:
             return {"id": row["id"], "account_enabled": row["action"] == "reenable"}
@@ -308,14 +370,20 @@ def _probe(rows):
 
 
 def _windows(row):
-    return (row["operatingSystem"] or "").lower().startswith("windows")
+    """Whether Graph's app-only rule documents the device as Windows (the module's rule, windows_class): a
+    device it does not place ("Windows Server", no operatingSystem) is probed and blocked like a non-Windows one."""
+    return windows_class(row["operatingSystem"]) == WINDOWS
 
 
 def _row(device, settings, as_of, refusal):
     attributes = device.get("extensionAttributes") or {}
     attribute = settings["tag_attribute"]
     tag_value = attributes.get(attribute)
-    last_sign_in = _parse_time(device.get("approximateLastSignInDateTime"))
+    try:
+        last_sign_in = _parse_time(device.get("approximateLastSignInDateTime"))
+    except ValueError as exc:
+        _fail("stale_devices_plan: device %s has approximateLastSignInDateTime %s, which is no time (%s); nothing"
+              " was written" % (device.get("id"), _shown(device.get("approximateLastSignInDateTime")), exc))
     reference = _midnight(as_of)
     age = None if last_sign_in is None else max(0, (reference - last_sign_in).days)
     row = {
@@ -472,9 +540,18 @@ def stale_devices_report(plan, results, check_mode=False, title="Stale device re
         "inventory_hosts": None if settings.get("inventory_ids") is None else len(settings["inventory_ids"]),
         "guard": dict(plan["guard"], would_change=dict(plan["changes"])),
         "refusal": plan.get("refusal"),
+        "unmatched_exclusions": list(plan.get("unmatched_exclusions") or []),
         "summary": summary,
+        # What this run wrote and failed to write, by name: the role publishes both with set_stats, also when the
+        # report files cannot be written.
+        "written": _named(rows, "done"),
+        "failed_writes": _named(rows, "failed"),
         "devices": rows,
     }
+
+
+def _named(rows, status):
+    return [dict((key, row[key]) for key in ("id", "displayName", "action")) for row in rows if row["status"] == status]
 
 
 def _outcome(result, object_id):

@@ -16,6 +16,13 @@ description:
   - A host is named after O(hostname), with every character other than letters, digits, C(.), C(_) and C(-)
     replaced by C(_) so that C(--limit) and host patterns take it as is. A record without that field is named
     after its id; a name that several records share gets each record's id appended (C(FG-LAPTOP-0001_7400000000000000001)).
+  - A host is never named like a group, nor with a name ansible-core reserves (C(all), C(ungrouped), C(localhost),
+    C(127.0.0.1), C(::1)); such a record's host gets its id appended too (C(all_7400000000000000001)), with a warning
+    naming the record, so that it never takes the group's place in a host pattern and the group never gets the record's
+    variables. Kept free are C(feishu_devices), C(msgraph_devices), the groups of the sources read before this one, the
+    groups of O(groups), and those O(keyed_groups) makes. A device host of an earlier source (such as
+    P(fleetguard.devices.msgraph_devices#inventory)) named like a group of this source is renamed the same way. Names are
+    compared as ansible-core compares them, case-sensitively (C(ALL) names no group).
   - Every field of the record becomes a host variable named C(feishu_) + the field name, for example
     C(feishu_device_record_id), C(feishu_serial_number), C(feishu_version), C(feishu_current_user_id).
     Enum fields hold names, as the modules take them - C(feishu_device_status) (V(unknown), V(trusted),

@@ -17,6 +17,13 @@ description:
     and C(-) replaced by C(_) (C(Dana's iPhone) becomes C(Dana_s_iPhone)) so that C(--limit) and host patterns take
     it as is. A device without that property is named after its object id; a name that several devices share gets
     each device's object id appended.
+  - A host is never named like a group, nor with a name ansible-core reserves (C(all), C(ungrouped), C(localhost),
+    C(127.0.0.1), C(::1)); such a device's host gets its object id appended too (C(all_<object id>)), with a warning
+    naming the device, so that it never takes the group's place in a host pattern and the group never gets the device's
+    variables. Kept free are C(msgraph_devices), C(feishu_devices), the groups of the sources read before this one, the
+    groups of O(groups), and those O(keyed_groups) makes. A device host of an earlier source (such as
+    P(fleetguard.devices.feishu_device_records#inventory)) named like a group of this source is renamed the same way.
+    Names are compared as ansible-core compares them, case-sensitively (C(ALL) names no group).
   - Every property read becomes a host variable named C(msgraph_) + the property name in snake_case, for example
     C(msgraph_id), C(msgraph_device_id), C(msgraph_display_name), C(msgraph_account_enabled),
     C(msgraph_operating_system), C(msgraph_is_compliant), C(msgraph_trust_type),

@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.module_utils.common.warnings import warn
+
 from ansible_collections.fleetguard.devices.plugins.module_utils.comparison import diff_entry
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import (
@@ -19,7 +21,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.lookups import 
     identity,
     unique_targets,
 )
-from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import report
+from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import UNCERTAIN, report
 
 
 def run_device_task(module, directory, identity_fields, desired, objects_key, changed_key):
@@ -51,4 +53,10 @@ def run_device_task(module, directory, identity_fields, desired, objects_key, ch
             return diff_entry(directory.view(change.before, directory.ABSENT_VIEW), {}, label, "absent")
         return diff_entry(directory.view(change.before, desired), directory.view(change.after, desired), label)
 
-    return report(values, matches, changes, directory, objects_key, changed_key, diff_of if module._diff else None)
+    result = report(values, matches, changes, directory, objects_key, changed_key, diff_of if module._diff else None,
+                    check_mode=module.check_mode)
+    if module.check_mode and not result["failed"]:
+        for outcome in result["outcomes"]:
+            if outcome["outcome"] == UNCERTAIN:
+                warn("check mode cannot say what a real run does to %s: %s" % (outcome["identifier"], outcome["reason"]))
+    return result

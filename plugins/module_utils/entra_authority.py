@@ -15,6 +15,12 @@ import time
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, answer_text, shown
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import GUID
+from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import (
+    MAX_LIFETIME,
+    finite_number,
+    lifetime_problem,
+    lifetime_seconds,
+)
 
 # Graph root and token authority per national cloud
 # (https://learn.microsoft.com/en-us/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints).
@@ -99,11 +105,21 @@ def refusal_reason(body, status):
     return (answer_text(error.get("code")) if isinstance(error, dict) else None) or "HTTP %s" % status
 
 
-def managed_identity_lifetime(body):
-    """Seconds a managed identity token lives: `expires_in`, else `expires_on` (epoch seconds) - now."""
+def managed_identity_lifetime(body, now=None):
+    """Seconds a managed identity token lives: `expires_in`, else `expires_on` (epoch seconds) - now; None when the
+    answer has neither (the token then serves one request). Raises ValueError saying which field holds what, when
+    it is no lifetime a token may have."""
+    if body.get("expires_in") not in (None, ""):
+        problem = lifetime_problem(body["expires_in"], "expires_in")
+        if problem:
+            raise ValueError(problem)
+        return lifetime_seconds(body["expires_in"])
+    if body.get("expires_on") in (None, ""):
+        return None
+    now = time.time() if now is None else now
     try:
-        if body.get("expires_in") not in (None, ""):
-            return int(float(body["expires_in"]))
-        return max(0, int(float(body["expires_on"])) - int(time.time()))
-    except (KeyError, TypeError, ValueError):
-        return 0
+        # A token that expired a moment ago (the endpoint's clock is ahead of this host's) serves one request.
+        return lifetime_seconds(max(0.0, finite_number(body["expires_on"]) - now))
+    except ValueError:
+        raise ValueError("its expires_on %s is not a time (epoch seconds) at most %d seconds from now"
+                         % (shown(body["expires_on"]), MAX_LIFETIME))

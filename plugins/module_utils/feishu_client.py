@@ -31,6 +31,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.quota import sc
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache, token_answer_problem
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
+    check_endpoint,
     path_segment,
 )
 
@@ -92,7 +93,7 @@ class FeishuClient:
 
     @classmethod
     def from_params(cls, params):
-        transport = HttpTransport(params["base_url"], timeout=params["timeout"],
+        transport = HttpTransport(check_endpoint(params["base_url"], "base_url"), timeout=params["timeout"],
                                   validate_certs=params["validate_certs"], max_retries=params["max_retries"])
         return cls(transport, app_id=params.get("app_id"), app_secret=params.get("app_secret"),
                    tenant_access_token=params.get("tenant_access_token"))

@@ -38,6 +38,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import T
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     MAX_RETRY_AFTER,
     HttpTransport,
+    check_endpoint,
     observe_usage,
     retry_after_seconds,
 )
@@ -109,7 +110,7 @@ class GraphClient:
     @classmethod
     def from_params(cls, params, api_version=None):
         graph_endpoint, authority_host = cloud_hosts(params.get("cloud"))
-        graph_endpoint = params.get("graph_endpoint") or graph_endpoint
+        graph_endpoint = check_endpoint(params.get("graph_endpoint") or graph_endpoint, "graph_endpoint")
         authority_host = params.get("authority_host") or authority_host
         access_token = params.get("access_token") if params.get("auth_source") in (None, "auto", "access_token") else None
         credential = None if access_token else select_credential(params, graph_endpoint.rstrip("/"), authority_host)

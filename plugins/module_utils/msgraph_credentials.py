@@ -11,7 +11,8 @@ written in CREDENTIAL_ORDER, and in the `auth_source` option's documentation.
 - client secret and certificate: the OAuth2 client-credentials flow
   (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow);
   the certificate signs a client assertion with `cryptography` (RS256, `x5t` and `x5t#S256` headers:
-  https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials).
+  https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials); how it and the other
+  credential files are read and checked is in credential_files.py.
 - workload identity federation: the same flow, with the token a Kubernetes / OpenShift node projects into
   AZURE_FEDERATED_TOKEN_FILE as the client assertion, read anew for every token (it rotates).
 - managed identity: the App Service form (IDENTITY_ENDPOINT + IDENTITY_HEADER) or the instance metadata
@@ -24,11 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import abc
-import base64
-import json
 import os
-import time
-import uuid
 from urllib.parse import urlparse
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
@@ -38,6 +35,11 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     TransientError,
     body_kind,
 )
+from ansible_collections.fleetguard.devices.plugins.module_utils.credential_files import (
+    ClientCertificate,
+    read_credential_file,
+    shown_path,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import (
     check_tenant_id,
     error_code,
@@ -46,55 +48,12 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority
     text_field,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import token_answer_problem
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import check_endpoint
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 IMDS_HOST = "http://169.254.169.254"
 IMDS_PATH = "/metadata/identity/oauth2/token"
 AUTH_SOURCES = ("auto", "access_token", "client_secret", "certificate", "workload_identity", "managed_identity")
-
-
-def _b64url(raw):
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-class ClientCertificate:
-    """A PEM private key and certificate that sign client assertions (RS256, with x5t and x5t#S256)."""
-
-    def __init__(self, pem_path, password=None):
-        try:
-            # Imported here: only certificate credentials need it (it ships with ansible-core).
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes, serialization
-        except ImportError:
-            raise InputError("certificate authentication needs the Python library cryptography")
-        try:
-            with open(pem_path, "rb") as handle:
-                pem = handle.read()
-        except (IOError, OSError) as exc:
-            raise InputError("cannot read client_certificate_path %s: %s" % (pem_path, exc.strerror))
-        try:
-            self.key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
-            certificate = x509.load_pem_x509_certificate(pem)
-        except (ValueError, TypeError) as exc:
-            raise InputError("client_certificate_path %s must hold a PEM private key and its certificate (%s)"
-                             % (pem_path, exc))
-        self.x5t = _b64url(certificate.fingerprint(hashes.SHA1()))
-        self.x5t_s256 = _b64url(certificate.fingerprint(hashes.SHA256()))
-        self.thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()
-
-    def assertion(self, client_id, audience, now=None):
-        """A signed JWT (RS256) that proves the app holds the certificate's key."""
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
-        now = int(now if now is not None else time.time())
-        header = {"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256}
-        claims = dict(aud=audience, iss=client_id, sub=client_id, jti=str(uuid.uuid4()), nbf=now, iat=now,
-                      exp=now + 600)
-        signing_input = "%s.%s" % (_b64url(json.dumps(header, separators=(",", ":")).encode()),
-                                   _b64url(json.dumps(claims, separators=(",", ":")).encode()))
-        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return "%s.%s" % (signing_input, _b64url(signature))
 
 
 class AuthorityCredential(metaclass=abc.ABCMeta):
@@ -103,7 +62,8 @@ class AuthorityCredential(metaclass=abc.ABCMeta):
     KIND = None
 
     def __init__(self, authority_host, tenant_id, client_id, scope):
-        self.token_url = "%s/%s/oauth2/v2.0/token" % (authority_host.rstrip("/"), check_tenant_id(tenant_id))
+        self.token_url = "%s/%s/oauth2/v2.0/token" % (check_endpoint(authority_host, "authority_host").rstrip("/"),
+                                                      check_tenant_id(tenant_id))
         self.client_id = client_id
         self.scope = scope
 
@@ -168,13 +128,14 @@ class WorkloadIdentityCredential(AuthorityCredential):
         self.token_file = token_file
 
     def proof(self):
+        content = read_credential_file(self.token_file, "federated_token_file")
         try:
-            with open(self.token_file) as handle:
-                assertion = handle.read().strip()
-        except (IOError, OSError) as exc:
-            raise InputError("cannot read federated_token_file %s: %s" % (self.token_file, exc.strerror))
+            assertion = content.decode("ascii").strip()
+        except UnicodeDecodeError:
+            # A JWT is ASCII; the content itself is never shown (it may be a working credential).
+            raise InputError("federated_token_file %s is not text (a JWT)" % shown_path(self.token_file))
         if not assertion:
-            raise InputError("federated_token_file %s is empty" % self.token_file)
+            raise InputError("federated_token_file %s is empty" % shown_path(self.token_file))
         return dict(client_assertion_type=CLIENT_ASSERTION_TYPE, client_assertion=assertion)
 
 
@@ -188,11 +149,13 @@ class ManagedIdentityCredential:
         endpoint, header = environ.get("IDENTITY_ENDPOINT"), environ.get("IDENTITY_HEADER")
         if endpoint and header:
             # App Service, Container Apps, Azure Arc style endpoint.
-            self.url, self.api_version = endpoint, "2019-08-01"
+            self.url_source = "IDENTITY_ENDPOINT"
+            self.url, self.api_version = check_endpoint(endpoint, self.url_source), "2019-08-01"
             self._headers = {"X-IDENTITY-HEADER": header}
         else:
             host = environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_HOST
-            self.url, self.api_version = host.rstrip("/") + IMDS_PATH, "2018-02-01"
+            self.url_source = "AZURE_POD_IDENTITY_AUTHORITY_HOST" if host != IMDS_HOST else "the instance metadata service"
+            self.url, self.api_version = check_endpoint(host, self.url_source).rstrip("/") + IMDS_PATH, "2018-02-01"
             self._headers = {"Metadata": "true"}
 
     def fetch(self, transport):
@@ -205,15 +168,25 @@ class ManagedIdentityCredential:
         details = dict(method="GET", path=urlparse(self.url).path, status=response.status,
                        api_code=text_field(body, "error"),
                        request_id=response.headers.get("x-ms-request-id") or text_field(body, "correlationId"))
-        if response.status == 200 and body.get("access_token") is not None:
-            problem = token_answer_problem(body["access_token"], None, "access_token")
-            if problem:
-                raise ApiError("the managed identity endpoint answered HTTP 200, but %s" % problem, **details)
-            return body["access_token"], managed_identity_lifetime(body)
-        reason = text_field(body, "error_description", "message", "error") or "HTTP %s" % response.status
+        reason = text_field(body, "error_description", "message", "error")
         if response.status == 429 or response.status >= 500:
-            raise TransientError("could not obtain a managed identity token: %s" % reason, **details)
-        raise AuthenticationError("the managed identity endpoint refused: %s" % reason.splitlines()[0], **details)
+            raise TransientError("could not obtain a managed identity token: %s" % (
+                reason or "HTTP %s" % response.status), **details)
+        if response.status >= 400 and reason:
+            raise AuthenticationError("the managed identity endpoint refused: %s" % reason.splitlines()[0], **details)
+        if response.status != 200 or not isinstance(response.json, dict):
+            # An HTML page from a proxy, an answer of another service: no verdict on the identity.
+            answer = body_kind(response.json, "neither a token nor an error")
+            raise ApiError("the managed identity endpoint answered HTTP %s with %s, which this collection does not"
+                           " understand: check %s" % (response.status, answer, self.url_source), **details)
+        problem = token_answer_problem(body.get("access_token"), None, "access_token")
+        try:
+            lifetime = managed_identity_lifetime(body)
+        except ValueError as exc:
+            problem = problem or str(exc)
+        if problem:
+            raise ApiError("the managed identity endpoint answered HTTP 200, but %s" % problem, **details)
+        return body["access_token"], lifetime
 
 
 # auth_source=auto tries these in order; the first whose options are all given is used.

@@ -22,7 +22,9 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
     InputError,
     NotFoundError,
+    UncertainWrite,
     shown,
+    shown_text,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import PAGE_MAX, query_string
 from ansible_collections.fleetguard.devices.plugins.module_utils.outcomes import Change
@@ -48,9 +50,35 @@ V1_PROPERTIES = dict(
 # (https://learn.microsoft.com/en-us/graph/api/resources/device?view=graph-rest-beta).
 BETA_PROPERTIES = dict(name="name", manufacturer="manufacturer", model="model", kind="kind", status="status",
                        platform="platform")
-# App-only callers may change only extensionAttributes on devices whose operatingSystem is not Windows.
+# Graph's rule for app-only callers (https://learn.microsoft.com/en-us/graph/api/device-update): "In
+# application-only scenarios and for non-Windows devices, that is, where the operatingSystem property is not
+# Windows, the app can update only the extensionAttributes property."
 APP_ONLY_ANY_OS = frozenset(["extensionAttributes"])
+WINDOWS, NOT_WINDOWS, UNDOCUMENTED = "windows", "not_windows", "undocumented"
 MAX_WRITE_ATTEMPTS = 3
+
+
+def windows_class(operating_system):
+    """Which side of Graph's app-only rule a device's operatingSystem puts it on.
+
+    WINDOWS: exactly the value the rule names. NOT_WINDOWS: a value that does not mention Windows (Android,
+    iOS, MacMDM, Linux; Graph refuses these, as reported). UNDOCUMENTED: no value, or another spelling that
+    mentions Windows ("Windows Server", "windows"): Graph does not say which side they are on, so nobody can
+    predict its answer. The module, its check mode and the stale_devices filter all ask this one function.
+    """
+    if operating_system == "Windows":
+        return WINDOWS
+    if not isinstance(operating_system, str) or not operating_system.strip() or "windows" in operating_system.lower():
+        return UNDOCUMENTED
+    return NOT_WINDOWS
+
+
+class UnpredictableWrite(UncertainWrite):
+    """A write check mode cannot promise: Graph's documented rules do not say whether it will be taken.
+    Reported as the outcome "uncertain", like a write whose answer was lost."""
+
+    def __init__(self, message):
+        super(UnpredictableWrite, self).__init__(message)
 
 
 def device_view(body):
@@ -224,22 +252,32 @@ class GraphDevices:
 
     # --- writing devices ------------------------------------------------------------------------
 
-    def app_only_violations(self, planned):
-        """Devices whose planned change an app-only caller cannot make (non-Windows: extensionAttributes only).
+    def app_only_limits(self, planned):
+        """What Graph's app-only rule says of each planned change: (refused, unpredictable), each a list of
+        (device, message). Refused: a non-Windows device, and more than extensionAttributes. Unpredictable: the
+        same change on a device whose operatingSystem Graph's rule does not place (windows_class).
 
         The rule is the tenant collection's (https://learn.microsoft.com/en-us/graph/api/device-update); the
         beta user-scoped collection takes its Project Rome properties on any platform.
         """
         if not self.client.app_only or self.address.user:
-            return []
-        problems = []
+            return [], []
+        refused, unpredictable = [], []
         for device, delta in planned:
-            os_name = device.get("operatingSystem") or "unknown"
             blocked = sorted(set(delta) - APP_ONLY_ANY_OS)
-            if blocked and not os_name.lower().startswith("windows"):
-                problems.append("%s runs %s: an app-only caller may change only extensionAttributes there, not %s"
-                                % (self.label(device), os_name, ", ".join(blocked)))
-        return problems
+            side = windows_class(device.get("operatingSystem"))
+            if not blocked or side == WINDOWS:
+                continue
+            runs = "runs %s" % shown_text(device["operatingSystem"]) if device.get("operatingSystem") else "has no operatingSystem"
+            if side == NOT_WINDOWS:
+                refused.append((device, "%s %s: an app-only caller may change only extensionAttributes there, not %s"
+                                % (self.label(device), runs, ", ".join(blocked))))
+            else:
+                unpredictable.append((device, "%s %s: Graph lets an app-only caller change only extensionAttributes of"
+                                      " devices whose operatingSystem is not Windows, and does not say whether this one"
+                                      " counts; check mode cannot tell whether Graph takes %s (a real run sends it and"
+                                      " reports Graph's answer)" % (self.label(device), runs, ", ".join(blocked))))
+        return refused, unpredictable
 
     def converge(self, devices, desired, check_mode=False):
         """PATCH every device that differs from `desired`, in batches. Returns {id: Change}.
@@ -254,13 +292,15 @@ class GraphDevices:
                 planned.append((device, delta))
             else:
                 outcome[device["id"]] = Change(device, device, changed=False)
-        problems = self.app_only_violations(planned)
-        if problems:
-            raise InputError("nothing was changed: " + "; ".join(problems))
+        refused, unpredictable = self.app_only_limits(planned)
+        if refused:
+            raise InputError("nothing was changed: " + "; ".join(message for dummy, message in refused))
         first_seen = dict((device["id"], device) for device, dummy in planned)
         if check_mode:
             for device, dummy in planned:
                 outcome[device["id"]] = Change(device, predict(device, desired), changed=True)
+            for device, message in unpredictable:
+                outcome[device["id"]] = Change(device, error=UnpredictableWrite(message))
             return outcome
 
         landed = {}  # id -> the device as the PATCH answer gave it, or None (204: read it back)

@@ -49,6 +49,12 @@ def check_guid(option, value):
     return value
 
 
+def guid_key(value):
+    """An id or deviceId as Graph compares it: GUIDs are case-blind, so 6A59EA83-… and 6a59ea83-… are one device."""
+    text = str(value).strip()
+    return text.lower() if GUID.fullmatch(text) else text
+
+
 def check_user(value):
     if value == "me" or (isinstance(value, str) and (GUID.fullmatch(value) or UPN.fullmatch(value))):
         return value

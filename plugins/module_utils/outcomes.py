@@ -47,13 +47,14 @@ def changes_from(results, id_key):
     return changes
 
 
-def report(values, matches, changes, directory, objects_key, changed_key, diff_of=None):
+def report(values, matches, changes, directory, objects_key, changed_key, diff_of=None, check_mode=False):
     """The module result, in input order, from what happened to each object.
 
     `directory` names the objects (its ID_KEY and NOUN). The result has `failed`, `changed`, the
     objects after the task under `objects_key`, the changed ids under `changed_key`, `outcomes`,
     `summary`, `diff` (when `diff_of` is given) and, on failure, a `msg` naming every device that did
-    not finish.
+    not finish. In check mode nothing is written, so an `uncertain` device is one whose write cannot be
+    predicted (the API's documented rules do not place it): it is reported, and does not fail the task.
     """
     id_key = directory.ID_KEY
     outcomes, objects, changed_ids, diffs = [], [], [], []
@@ -80,7 +81,7 @@ def report(values, matches, changes, directory, objects_key, changed_key, diff_o
                 if diff_of is not None:
                     diffs.append(diff_of(change))
         outcomes.append(outcome)
-    failed = any(o["outcome"] in UNFINISHED for o in outcomes)
+    failed = any(o["outcome"] in ((FAILED, NOT_ATTEMPTED) if check_mode else UNFINISHED) for o in outcomes)
     result = {"failed": failed, "changed": bool(changed_ids), objects_key: objects, changed_key: changed_ids,
               "outcomes": outcomes, "summary": outcome_summary(outcomes)}
     if diff_of is not None:

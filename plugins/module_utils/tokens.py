@@ -27,17 +27,44 @@ EXPIRY_MARGIN = 300
 TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 
 
+# Longest lifetime an issuer's answer is believed: Entra's access tokens live at most a day (configurable token
+# lifetimes), managed identity tokens about a day, Feishu's tenant_access_token two hours. A longer one is a broken
+# answer, not a token to keep for years.
+MAX_LIFETIME = 7 * 24 * 3600
+
+
+def finite_number(value):
+    """A number from an answer, or a string of one, as a finite float. Raises ValueError for anything else: a
+    boolean, NaN, an infinity (JSON's 1e999), an integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("too large")
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    return number
+
+
 def lifetime_seconds(value):
     """Seconds a token lives, from the issuer's field: a number, or a string of one (managed identity endpoints
-    send "3599"); None when the answer has none. Raises ValueError for anything else."""
+    send "3599"), from 0 to MAX_LIFETIME; None when the answer has none. Raises ValueError for anything else."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(value)
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(value)
+    seconds = finite_number(value)
+    if not 0 <= seconds <= MAX_LIFETIME:
+        raise ValueError("out of range")
     return seconds
+
+
+def lifetime_problem(lifetime, lifetime_field="lifetime"):
+    """What is wrong with the lifetime an issuer answered in `lifetime_field`, or None."""
+    try:
+        lifetime_seconds(lifetime)
+    except ValueError:
+        return "its %s %s is not a number of seconds from 0 to %d" % (lifetime_field, shown(lifetime), MAX_LIFETIME)
+    return None
 
 
 def token_answer_problem(token, lifetime, token_field="token", lifetime_field="lifetime"):
@@ -49,11 +76,7 @@ def token_answer_problem(token, lifetime, token_field="token", lifetime_field="l
         return "its %s is %s, not a string" % (token_field, type(token).__name__)
     if not TOKEN_PATTERN.fullmatch(token):
         return "its %s holds spaces, line breaks or other characters a bearer token cannot hold" % token_field
-    try:
-        lifetime_seconds(lifetime)
-    except ValueError:
-        return "its %s %s is not a number of seconds" % (lifetime_field, shown(lifetime))
-    return None
+    return lifetime_problem(lifetime, lifetime_field)
 
 
 class TokenCache:

@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import math
 import random
 import re
 import time
@@ -38,7 +39,7 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError, shown, shown_text
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import WindowQuota
 
 USER_AGENT = "fleetguard.devices/0.1.0"
@@ -48,6 +49,13 @@ RETRIABLE_STATUSES = frozenset([429, 500, 502, 503, 504])
 RETRY_AFTER_HEADERS = ("Retry-After", "x-ogw-ratelimit-reset")
 # The longest wait a server may ask for before a request gives up instead (seconds).
 MAX_RETRY_AFTER = 180
+# A server's wait is lengthened by up to this share, so that the requests it held back do not all come at once.
+RETRY_JITTER = 0.1
+# How a wait without end (`1e999`, `Infinity`) is read: far beyond the cap, and still a number every check and
+# message can handle.
+ENDLESS_WAIT = 1e9
+# Backoff doubles per attempt up to this many times: enough to reach any cap, and no float overflow.
+MAX_DOUBLINGS = 64
 # Graph's count of a quota's window as a share of its limit, sent on answers above 80 % use (0.8 to 1.8):
 # https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits
 # The page does not say which of the limits a request counts against the header speaks for, so the room it
@@ -55,6 +63,11 @@ MAX_RETRY_AFTER = 180
 # delegated device writes, are counted per 10 s): read for a longer window, it would stall a run for nothing.
 USAGE_HEADER = "x-ms-throttle-limit-percentage"
 USAGE_HOLD = 10.0
+# A wait in seconds as HTTP writes it (delay-seconds = 1*DIGIT), with the decimals Graph sends (0.249): ASCII
+# digits only, since float() also takes "1_0", "1e1", "inf" and digits of other scripts ("\u0661\u0660" is 10).
+DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?\Z")
+# The characters of an HTTP-date (IMF-fixdate and the obsolete forms): the email parser reads its fields with int().
+HTTP_DATE_CHARACTERS = re.compile(r"[A-Za-z0-9 ,:-]+\Z")
 
 
 def path_segment(value):
@@ -81,35 +94,65 @@ def retry_after_seconds(headers, now=None):
     """Seconds the server asked us to wait, or None.
 
     `Retry-After` is either seconds (Graph may send decimals: 0.249) or an HTTP-date
-    (https://www.rfc-editor.org/rfc/rfc9110#field.retry-after); `x-ogw-ratelimit-reset` is seconds.
+    (https://www.rfc-editor.org/rfc/rfc9110#field.retry-after); `x-ogw-ratelimit-reset` is seconds. A value
+    that is neither (NaN, "1e1", a list in a batch answer's JSON) is skipped; the wait is between 0 and
+    ENDLESS_WAIT. Names are matched in any case: a batch answer's headers are a plain JSON object.
     """
     for name in RETRY_AFTER_HEADERS:
-        value = (headers or {}).get(name)
-        if value in (None, ""):
-            continue
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            continue
-        if when is None:
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        now = datetime.now(timezone.utc) if now is None else now
-        return max(0.0, (when - now).total_seconds())
+        seconds = _delay_seconds(header_value(headers, name), now)
+        if seconds is not None:
+            return min(max(0.0, seconds), ENDLESS_WAIT)
     return None
+
+
+def header_value(headers, name):
+    """The value of the header `name` in any case, or None: HTTP names are case-insensitive, and a batch answer's
+    headers are a plain JSON object, not requests' case-insensitive mapping."""
+    headers = headers or {}
+    if name in headers:
+        return headers[name]
+    name = name.lower()
+    return next((value for key, value in headers.items() if isinstance(key, str) and key.lower() == name), None)
+
+
+def _delay_seconds(value, now):
+    """The seconds a header value says, or None; a batch answer's headers are JSON, so numbers come too."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    if isinstance(value, str):
+        text = value.strip(" \t")  # the optional whitespace around a field value
+        if not DELAY_SECONDS.match(text):
+            return _seconds_until(text, now) if HTTP_DATE_CHARACTERS.match(text) else None
+        value = text
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int of 400 digits
+        return ENDLESS_WAIT
+    return None if math.isnan(seconds) else seconds
+
+
+def _seconds_until(text, now):
+    """Seconds from `now` to the HTTP-date `text`, or None when it is no date."""
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc) if now is None else now
+    return (when - now).total_seconds()
 
 
 def server_usage(headers):
     """The share of its limit the server says the request's quota window holds (USAGE_HEADER), or None."""
-    value = next((value for name, value in (headers or {}).items() if name.lower() == USAGE_HEADER), None)
+    value = header_value(headers, USAGE_HEADER)
+    if isinstance(value, bool):
+        return None
     try:
         share = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return share if 0.0 < share < 100.0 else None
 
@@ -135,13 +178,22 @@ def _location(answer):
     return "%s://%s%s" % (target.scheme, target.netloc, target.path) if target.netloc else (target.path or "nowhere")
 
 
+def check_endpoint(url, name):
+    """Refuse an endpoint option that is not an http(s) URL with a host (an injected variable without its scheme,
+    a file: URL): the request would otherwise fail with no word of where the address came from."""
+    parts = urlparse(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError("%s %s is not an http(s) URL with a host" % (name, shown_text(repr(url))))
+    return url
+
+
 class HttpTransport:
     """Sends requests to one API host with retries and rate limiting. Holds no credentials."""
 
     def __init__(self, base_url=None, timeout=30, validate_certs=True, max_retries=5,
                  backoff_base=0.5, backoff_cap=30.0, pool_size=8, sleep=time.sleep, clock=time.monotonic,
                  wall_clock=time.time):
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise InputError("timeout must be a number of seconds greater than 0, not %s" % shown(timeout))
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InputError("max_retries must be 0 or more, not %s" % shown(max_retries))
@@ -165,12 +217,14 @@ class HttpTransport:
 
     def quota(self, limit, window, key=None):
         """A WindowQuota on this transport's clock and sleep (tests inject theirs); with a `key`, shared by
-        every process of the controller that uses the same key."""
-        return WindowQuota(limit, window, key=key, clock=self.wall_clock, sleep=self.sleep)
+        every process of the controller that uses the same key. It holds no pause longer than a server may
+        ask for here: one further ahead in a shared state is discarded, not waited out."""
+        return WindowQuota(limit, window, key=key, clock=self.wall_clock, sleep=self.sleep,
+                           max_pause=MAX_RETRY_AFTER * (1 + RETRY_JITTER))
 
     def backoff(self, attempt):
         """Full-jitter exponential backoff, capped."""
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, MAX_DOUBLINGS))))
 
     def url(self, path):
         if path.startswith("http://") or path.startswith("https://"):
@@ -225,7 +279,7 @@ class HttpTransport:
             if wait is None:
                 wait = self.backoff(attempt)
             else:
-                wait = wait + random.uniform(0, 0.1 * max(wait, 0.1))
+                wait = wait + random.uniform(0, RETRY_JITTER * max(wait, 0.1))
             if quota is not None and is_throttled:
                 # Every thread and process that shares the quota holds back, not only this request.
                 quota.pause(wait)

@@ -30,9 +30,13 @@ description:
     could land twice. A device whose last write never showed is reported V(uncertain) in RV(outcomes). When some
     devices still fail, the task fails and RV(outcomes) names every device's outcome; devices that succeeded
     stay done and a second run finishes the rest.
-  - Graph lets application (app-only) callers change only C(extensionAttributes) of devices whose operating
-    system is not Windows. Such a change fails the task before any write, naming each device and its
-    operating system.
+  - Graph lets application (app-only) callers change only C(extensionAttributes) of devices whose
+    C(operatingSystem) is not C(Windows). Such a change of a device whose C(operatingSystem) names another
+    system (C(iOS), C(Android), C(MacMDM), C(Linux)) fails the task before any write, naming each device and its
+    operating system. Graph does not say which side of that rule a device with no C(operatingSystem), or with
+    another spelling of Windows (C(Windows Server)), is on; check mode reports it V(uncertain) in RV(outcomes)
+    with a warning, instead of promising the change, and does not fail for it; a real run sends it and reports
+    Graph's answer.
 author:
   - Fleetguard devices team (@fleetguard)
 extends_documentation_fragment:
@@ -77,8 +81,8 @@ options:
     description:
       - Extension attributes to set, C(extensionAttribute1) to C(extensionAttribute15), each a string of at most
         1024 characters, or C(null) to clear it. Only the keys given are managed.
-      - An unknown key, a value that is not a string, or a value over 1024 characters fails the task before any
-        request.
+      - An unknown key, a value that is not a string (V(true), a number, a list or a mapping), or a value over
+        1024 characters fails the task before any request.
     type: dict
   name:
     description:

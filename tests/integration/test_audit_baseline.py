@@ -4,6 +4,7 @@ every entry errored. The audit never writes to either directory, whatever the ba
 """
 
 import json
+import shutil
 
 import pytest
 
@@ -236,3 +237,57 @@ def test_an_audit_in_which_some_entries_errored_still_succeeds(audit, feishu, gr
     assert run.returncode == 0, run.stdout[-3000:]
     summary = audit.report["summary"]
     assert (summary["errors"], summary["in_sync"]) == (1, 1)
+
+
+# the record of an audit: the reports and set_stats
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "a-file", "json-is-a-folder"])
+def test_an_audit_whose_reports_cannot_be_written_fails_before_any_request_naming_the_path(
+        audit, feishu, graph, tmp_path, case):
+    (rid, dummy, status), = desktop_records(feishu)[:1]
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder\n")
+    (tmp_path / "json-is-a-folder" / "drift-report.json").mkdir(parents=True)
+    report_dir = {"under-a-file": plain / "reports", "a-file": plain, "json-is-a-folder": tmp_path / "json-is-a-folder"}[case]
+
+    run = audit(audit_baseline=[{"device_record_id": rid, "device_status": status}], audit_report_dir=str(report_dir))
+
+    assert run.returncode != 0
+    task, message = failed_task(run)
+    assert task == "Stop before any request, naming the report path that cannot be written"
+    assert message.startswith("Nothing was read. The reports cannot be written") and str(report_dir) in message
+    assert feishu.wire.entries() == [] and graph.wire.entries() == []
+
+
+def published(run, task):
+    """The audit_summary the role's set_stats task of this name published."""
+    (entry,) = [entry for entry in run.results if entry["task"].split(" : ")[-1] == task]
+    return entry["result"]["ansible_stats"]["data"]["audit_summary"]
+
+
+def test_a_report_folder_lost_during_the_audit_still_leaves_set_stats_and_fails(audit, feishu, graph, tmp_path):
+    (rid, dummy, status), = desktop_records(feishu)[:1]
+    report_dir = tmp_path / "reports"
+    handle = feishu.handle
+
+    def take_the_folder_away_on_the_first_read(request):
+        # Synchronous, inside the emulator: the folder is a file before the first read is answered.
+        if report_dir.is_dir():
+            shutil.rmtree(str(report_dir))
+            report_dir.write_text("a file now\n")
+        return handle(request)
+
+    feishu.handle = take_the_folder_away_on_the_first_read
+
+    run = audit(audit_baseline=[{"device_record_id": rid, "device_status": status}])
+
+    assert run.returncode != 0
+    summary = published(run, "Publish the summary for AWX workflows (set_stats audit_summary)")
+    assert (summary["entries"], summary["in_sync"]) == (1, 1)
+    again = published(run, "Publish the summary again, saying the report could not be written")
+    assert again["report_error"] and again["in_sync"] == 1
+    task, message = failed_task(run)
+    assert task == "Fail, the report could not be written"
+    assert message.startswith("The drift report could not be written (")
+    assert writes(feishu, graph) == []

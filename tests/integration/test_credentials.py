@@ -135,6 +135,43 @@ def test_certificate(graph, signin, tmp_path):
     assert_no_credential_in(run, graph, *key_lines[:3])
 
 
+def write_certificate_with_key(directory, key):
+    """A PEM file of `key` and a self-signed certificate of it; returns (path, the key's base64 lines)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetguard-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    path = directory / "client.pem"
+    path.write_bytes(key_pem + certificate.public_bytes(serialization.Encoding.PEM))
+    return str(path), [line for line in key_pem.decode().splitlines() if line and not line.startswith("-----")]
+
+
+@pytest.mark.parametrize("kind, named", [("ec", "an EC (secp256r1) key"), ("ed25519", "an Ed25519 key")])
+def test_a_certificate_whose_key_is_not_rsa_fails_before_any_request_naming_the_key_type(graph, signin, tmp_path, kind,
+                                                                                         named):
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else ed25519.Ed25519PrivateKey.generate()
+    pem_path, key_lines = write_certificate_with_key(tmp_path, key)
+    run = signin(read_and_change(a_windows_device(graph), client_certificate_path=pem_path), verbosity=4)
+    assert run.returncode != 0
+    message = run.task(INFO_TASK)["result"]["msg"]
+    assert "client_certificate_path" in message and named in message and "RSA" in message, message
+    assert "Traceback" not in run.stdout and graph.wire.entries() == []
+    assert not any(line in run.stdout for line in key_lines), "the private key leaked into the output"
+
+
 def test_federated_token_file_as_a_kubernetes_node_injects_it(graph, signin, tmp_path):
     token_file = tmp_path / "azure-identity-token"
     federated_token = graph.mint_federated_token(path=token_file)
@@ -199,6 +236,30 @@ def test_an_unknown_user_assigned_identity_is_refused_by_the_metadata_endpoint(g
     assert run.returncode != 0
     assert "Identity not found" in run.task(INFO_TASK)["result"]["msg"]
     assert [entry for entry in graph.wire.entries() if entry["path"].startswith("/v1.0/")] == []
+
+
+IDENTITY_CALL = {"method": "GET", "path_regex": r"/msi/token$"}
+
+
+@pytest.mark.parametrize("body, content_type, named", [
+    ("<html><body><h1>Sign in to the proxy</h1></body></html>", "text/html",
+     "answered HTTP 200 with a body that is not JSON, which this collection does not understand: check IDENTITY_ENDPOINT"),
+    ('{"access_token": "eyJ0eXAiOiJKV1QifQ.e30.c2ln", "expires_on": "NaN"}', "application/json",
+     "answered HTTP 200, but its expires_on 'NaN' is not a time"),
+    ('{"access_token": "eyJ0eXAiOiJKV1QifQ.e30.c2ln", "expires_in": 1e999}', "application/json",
+     "answered HTTP 200, but its expires_in inf is not a number of seconds"),
+], ids=["html", "expires-on-nan", "expires-in-1e999"])
+def test_a_managed_identity_answer_of_the_wrong_shape_is_named_not_taken_for_a_refusal(graph, signin, body,
+                                                                                       content_type, named):
+    graph.faults.add(action="answer", match=IDENTITY_CALL, body=body, content_type=content_type)
+    run = signin(read_and_change(a_windows_device(graph)), verbosity=4,
+                 extra_env=dict(graph.managed_identity_environment("app_service"), AZURE_CLIENT_ID=""))
+    assert run.returncode != 0
+    message = run.task(INFO_TASK)["result"]["msg"]
+    assert named in message and "refused" not in message, message
+    assert "Traceback" not in run.stdout and "eyJ0eXAiOiJKV1QifQ.e30.c2ln" not in run.stdout
+    assert [entry for entry in graph.wire.entries() if entry["path"].startswith("/v1.0/")] == []
+    assert_no_credential_in(run, graph, graph.identity_header)
 
 
 def test_a_bare_access_token(graph, signin):

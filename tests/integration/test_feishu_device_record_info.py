@@ -1,6 +1,9 @@
 """fleetguard.devices.feishu_device_record_info against the Feishu sandbox."""
 
 import json
+import os
+import shutil
+import tempfile
 
 TASK = "read records"
 
@@ -51,3 +54,20 @@ def test_an_unknown_filter_fails_before_any_request(feishu, playbook):
 def test_check_mode_reads_normally(feishu, playbook):
     run = playbook(info_task(limit=3), check=True)
     assert len(run.task(TASK)["result"]["device_records"]) == 3
+
+
+def test_a_hostile_quota_state_directory_is_refused_with_a_warning_and_the_task_still_runs(feishu, playbook):
+    # Short: ansible-core 2.21 puts a unix socket under TMPDIR, whose path may not exceed 107 bytes.
+    tmp = tempfile.mkdtemp(prefix="fg-quota-")
+    try:
+        elsewhere = os.path.join(tmp, "elsewhere")
+        os.mkdir(elsewhere, 0o700)
+        for name in ("fleetguard-devices-quota", "fleetguard-devices-quota-%d" % os.geteuid()):
+            os.symlink(elsewhere, os.path.join(tmp, name))
+        run = playbook(info_task(limit=3), extra_env={"TMPDIR": tmp, "TMP": tmp, "TEMP": tmp})
+        assert run.returncode == 0, run.stdout
+        assert len(run.task(TASK)["result"]["device_records"]) == 3
+        assert "refused the quota state" in run.stdout and "is a symbolic link" in run.stdout, run.stdout
+        assert os.listdir(elsewhere) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

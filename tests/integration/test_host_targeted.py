@@ -384,18 +384,77 @@ def test_enforce_posture_groups_hosts_by_desired_state_check_mode_writes_nothing
                                                    | set(devices_where(graph)) - set(pcs))
 
 
-def test_enforce_posture_refuses_a_malformed_declaration_before_any_request(playbooks, feishu, graph):
+@pytest.mark.parametrize("batch_size", [0, 1], ids=["one-batch", "batches-of-one"])
+def test_enforce_posture_refuses_a_malformed_declaration_before_any_request(playbooks, feishu, graph, batch_size):
+    # With batches of one host, the malformed hosts come after others whose posture is sound: none may write first.
+    declare_posture(playbooks)
     playbooks.group_vars("feishu_os_macos", {"feishu_desired_status": "trustworthy"})
 
-    run = playbooks.run("enforce_posture")
+    run = playbooks.run("enforce_posture", {"enforce_posture_batch_size": batch_size})
 
     assert run.returncode != 0
     assert [entry["task"] for entry in run.results][-1] == \
-        "Stop before any request if a host is not a device or a declaration is malformed"
+        "Stop before any request if a host is not a device, a declaration is malformed or two hosts disagree"
     message = run.failed[0]["result"]["msg"]
     assert "feishu_desired_status must be one of unknown, trusted, untrusted, not trustworthy" in message
     assert all(name in message for name in records_where(feishu, device_system=MACOS_SYSTEM))
     assert write_requests(feishu, graph) == []
+
+
+def alias_inventory(playbooks, object_id, **posture):
+    """A static inventory source with one more host, ALIAS-PC, naming a Graph device by its id in upper case
+    (Graph compares GUIDs without case), declaring `posture`; listed after the plugins' sources."""
+    path = playbooks.tmp_path / "alias.yml"
+    host = dict(posture, msgraph_id=object_id.upper(), ansible_connection="local")
+    path.write_text(json.dumps({"msgraph_devices": {"hosts": {"ALIAS-PC": host}}}))
+    return playbooks.devices + ["-i", str(path)]
+
+
+def test_enforce_posture_refuses_one_device_declared_two_ways_by_hosts_of_different_batches(playbooks, feishu, graph):
+    declare_posture(playbooks)
+    pc, object_id = sorted(devices_where(graph, operatingSystem="Windows").items())[0]
+    inventory = alias_inventory(playbooks, object_id, msgraph_desired_account_enabled=False)
+
+    run = playbooks.run("enforce_posture", {"enforce_posture_batch_size": 1}, inventory=inventory)
+
+    assert run.returncode != 0
+    assert write_requests(feishu, graph) == [], "a batch wrote before the conflict was found"
+    message = run.failed[0]["result"]["msg"]
+    assert "Graph device %s (ALIAS-PC names it %s)" % (object_id, object_id.upper()) in message, message
+    assert "%s declares msgraph_desired_account_enabled=true, ALIAS-PC declares false" % pc in message, message
+
+
+def test_enforce_posture_writes_a_device_two_hosts_declare_alike_once(playbooks, feishu, graph):
+    declare_posture(playbooks)
+    pcs = devices_where(graph, operatingSystem="Windows")
+    pc, object_id = sorted(pcs.items())[0]
+    inventory = alias_inventory(playbooks, object_id, msgraph_desired_account_enabled=True,
+                                msgraph_desired_extension_attributes={"extensionAttribute1": "posture:managed"})
+    with graph.lock:
+        graph.devices[object_id]["accountEnabled"] = False
+
+    check = playbooks.run("enforce_posture", {"enforce_posture_batch_size": 1}, inventory=inventory, flags=["--check"])
+    assert check.returncode == 0, check.stdout[-3000:]
+    predicted = [oid for entry in check.tasks("Apply the Graph posture (one call per distinct desired state)")
+                 for item in entry["result"].get("results", []) for oid in item["changed_devices"]]
+    assert predicted.count(object_id) == 1, predicted
+
+    run = playbooks.run("enforce_posture", {"enforce_posture_batch_size": 1}, inventory=inventory)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert graph_writes(graph).count(object_id) == 1
+    assert graph_writes(graph) == sorted(pcs.values())
+
+
+def test_enforce_posture_refuses_an_extension_attribute_that_is_not_text_before_any_request(playbooks, feishu, graph):
+    playbooks.group_vars("msgraph_os_windows", {"msgraph_desired_extension_attributes": {"extensionAttribute7": True}})
+
+    run = playbooks.run("enforce_posture")
+
+    assert run.returncode != 0
+    assert write_requests(feishu, graph) == []
+    message = run.failed[0]["result"]["msg"]
+    assert "extension attribute extensionAttribute7 must be a string or null, not true" in message, message
+    assert all(name in message for name in devices_where(graph, operatingSystem="Windows"))
 
 
 def test_audit_host_form_compares_each_host_with_its_declared_posture_and_writes_nothing(

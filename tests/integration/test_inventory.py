@@ -239,3 +239,117 @@ def test_a_playbook_limited_to_a_keyed_group_changes_only_its_graph_devices(grap
         tagged = sorted(oid for oid, d in graph.devices.items()
                         if (d["extensionAttributes"]["extensionAttribute15"] or "").startswith("inventory:"))
     assert tagged == ios
+
+
+# Names an end user can give a device that are, or were, group names or names ansible-core reserves: `all`,
+# `ungrouped` and `localhost` (ansible-core's), `msgraph_devices` / `feishu_devices` (the plugins' own groups),
+# `msgraph_os_windows` and `disabled` (a keyed and a composed group of GRAPH_SOURCE).
+GROUP_LIKE_GRAPH_NAMES = ("all", "msgraph_devices", "feishu_devices", "ungrouped", "localhost", "msgraph_os_windows",
+                          "disabled")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def group_like_devices(feishu, graph):
+    """A Feishu record FG-LAPTOP-0001 (the quarantine target), one named like the Graph source's keyed group (the
+    Feishu source is read first, so its host must yield to the group the Graph source makes later), and a Windows
+    Graph device for each of GROUP_LIKE_GRAPH_NAMES: ({name: Graph object id}, target record id, keyed record id)."""
+    target = feishu.add_record(device_name="FG-LAPTOP-0001", device_system=2, device_status=1, serial_number="C02TARGET")
+    keyed = feishu.add_record(device_name="msgraph_os_windows", device_system=1, serial_number="C02KEYED")
+    devices = dict((name, graph.add_device(displayName=name, operatingSystem="Windows", accountEnabled=True)["id"])
+                   for name in GROUP_LIKE_GRAPH_NAMES)
+    return devices, target["device_record_id"], keyed["device_record_id"]
+
+
+def test_a_device_named_like_a_group_is_a_host_of_its_own_that_no_other_host_inherits_from(feishu, graph, ansible):
+    devices, target, keyed = group_like_devices(feishu, graph)
+    sources = [ansible.source("office.feishu_device_records.yml", FEISHU_SOURCE, url=feishu.url),
+               ansible.source("tenant.msgraph_devices.yml", GRAPH_SOURCE)]
+    proc = ansible.run("ansible-inventory", "-i", sources[0], "-i", sources[1], "--list")
+    assert proc.returncode == 0, proc.stderr
+    listing = plain(json.loads(proc.stdout))
+    host_vars = listing["_meta"]["hostvars"]
+
+    # Each device is the host name_id, named in a warning; no group got a device's variables.
+    for name, object_id in devices.items():
+        assert name not in host_vars
+        assert host_vars["%s_%s" % (name, object_id)]["msgraph_id"] == object_id
+        assert "device %s is named %s" % (object_id, name) in " ".join(proc.stderr.split())
+    assert "msgraph_os_windows" not in host_vars
+    assert host_vars["msgraph_os_windows_%s" % keyed]["feishu_device_record_id"] == keyed
+    assert not [group for group, entry in listing.items() if group != "_meta" and entry.get("vars")]
+    # (a) Every Graph device is one host, and no other host has its msgraph_id (--list shows inherited vars too).
+    graph_ids = [v["msgraph_id"] for v in host_vars.values() if "msgraph_id" in v]
+    assert sorted(graph_ids) == sorted(graph.devices)
+    assert sorted(v["feishu_device_record_id"] for v in host_vars.values() if "feishu_device_record_id" in v) \
+        == sorted(feishu.records)
+    assert "msgraph_id" not in host_vars["FG-LAPTOP-0001"]
+    # The groups are the groups: all Graph devices, all Windows ones, the one disabled ones.
+    assert sorted(host_vars[h]["msgraph_id"] for h in group_hosts(listing, "msgraph_devices")) == sorted(graph.devices)
+    windows = sorted(oid for oid, d in graph.devices.items() if d["operatingSystem"] == "Windows")
+    assert sorted(host_vars[h]["msgraph_id"] for h in group_hosts(listing, "msgraph_os_windows")) == windows
+
+
+def play_hosts(ansible, sources, hosts, limit=None):
+    """{host: msgraph_id or None} of the hosts a play on `hosts` runs on, narrowed by --limit."""
+    (ansible.tmp_path / "hosts.yml").write_text(textwrap.dedent("""
+        - hosts: "{{ play_pattern }}"
+          connection: local
+          gather_facts: false
+          tasks:
+            - name: Who
+              ansible.builtin.debug:
+                msg: "{{ msgraph_id | default('') }}"
+    """))
+    results = ansible.tmp_path / "hosts.jsonl"
+    if results.exists():
+        results.unlink()
+    args = []
+    for source in sources:
+        args += ["-i", source]
+    args += ["hosts.yml", "-e", json.dumps({"play_pattern": hosts})]
+    if limit:
+        args += ["--limit", limit]
+    proc = ansible.run("ansible-playbook", *args, RECORD_RESULTS_FILE=str(results), ANSIBLE_LOCALHOST_WARNING="0")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    entries = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    # An empty message is a host without msgraph_id (ansible-core 2.21 may leave an empty msg out of the result).
+    return dict((entry["host"], entry["result"].get("msg") or None) for entry in entries)
+
+
+def test_limits_and_group_patterns_select_what_they_name_whatever_the_devices_are_called(feishu, graph, ansible):
+    devices, target, keyed = group_like_devices(feishu, graph)
+    sources = [ansible.source("office.feishu_device_records.yml", FEISHU_SOURCE, url=feishu.url),
+               ansible.source("tenant.msgraph_devices.yml", GRAPH_SOURCE)]
+    # (b) --limit narrows `all` to the named host (a host named `all` made every --limit select nothing).
+    assert play_hosts(ansible, sources, "all", limit="FG-LAPTOP-0001") == {"FG-LAPTOP-0001": None}
+    # The plugins' group is every Graph device (a host named msgraph_devices made it one host).
+    selected = play_hosts(ansible, sources, "msgraph_devices")
+    assert sorted(selected.values()) == sorted(graph.devices)
+    assert play_hosts(ansible, sources, "msgraph_devices", limit="all_%s" % devices["all"]) == {
+        "all_%s" % devices["all"]: devices["all"]}
+    windows = sorted(oid for oid, d in graph.devices.items() if d["operatingSystem"] == "Windows")
+    assert sorted(play_hosts(ansible, sources, "msgraph_os_windows").values()) == windows
+    # `localhost` is the implicit localhost, not a device.
+    assert play_hosts(ansible, sources, "localhost") == {"localhost": None}
+
+
+def test_quarantining_one_feishu_host_writes_only_its_record_next_to_a_graph_device_named_all(feishu, graph, ansible):
+    devices, target, keyed = group_like_devices(feishu, graph)
+    sources = [ansible.source("office.feishu_device_records.yml", FEISHU_SOURCE, url=feishu.url),
+               ansible.source("tenant.msgraph_devices.yml", GRAPH_SOURCE)]
+    feishu.wire.clear()
+    graph.wire.clear()
+    results = ansible.tmp_path / "quarantine.jsonl"
+    proc = ansible.run("ansible-playbook", "-i", sources[0], "-i", sources[1],
+                       os.path.join(REPO, "playbooks", "quarantine.yml"),
+                       "-e", json.dumps({"quarantine_targets": "FG-LAPTOP-0001", "quarantine_reason": "INC-4711"}),
+                       RECORD_RESULTS_FILE=str(results), FEISHU_BASE_URL=feishu.url, ANSIBLE_LOCALHOST_WARNING="0")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # (c) One PUT, on the target's record; not one write on Graph (the device named `all` above all).
+    assert [entry["path"].rsplit("/", 1)[-1] for entry in feishu.wire.entries(method="PUT")] == [target]
+    assert [entry for entry in graph.wire.entries() if entry["method"] in ("PATCH", "DELETE")] == []
+    assert not [entry for entry in graph.wire.entries() if devices["all"] in entry["path"] and entry["method"] != "GET"]
+    with feishu.lock, graph.lock:
+        assert feishu.records[target]["device_status"] == 2
+        assert graph.devices[devices["all"]]["accountEnabled"] is True
+        assert not graph.devices[devices["all"]]["extensionAttributes"]["extensionAttribute15"]

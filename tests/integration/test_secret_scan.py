@@ -341,6 +341,13 @@ def module_tasks(canaries, recorder):
         module_task("graph: wrong certificate password", gd,
                     dict(graph_url, id=[windows[6]], auth_source="certificate", client_certificate_path=c.certificate_path,
                          client_certificate_password=ref("WRONG_CERTIFICATE_PASSWORD"), **disable)),
+        module_task("graph: wrong certificate password (none, the key is encrypted)", gd,
+                    dict(graph_url, id=[windows[6]], auth_source="certificate", client_certificate_path=c.certificate_path,
+                         **disable)),
+        module_task("graph: a malformed token answer (expires_in 1e999)", gd,
+                    dict(graph_with(dict(action="answer", content_type="application/json", match=GRAPH_TOKEN_CALL,
+                                         body='{"token_type": "Bearer", "access_token": "%s", "expires_in": 1e999}'
+                                         % c.access_token)), id=[windows[6]], **disable)),
         module_task("graph: a read-only token", gd, dict(graph_url, id=[windows[6]], access_token=ref("READ_ONLY_TOKEN"),
                                                          **disable)),
         module_task("graph: a device that does not exist", gd, dict(graph_url, display_name=["NO-SUCH-PC"], **disable)),

@@ -345,6 +345,138 @@ def test_bad_variables_fail_before_any_request(stale, graph):
     assert graph.wire.entries() == []
 
 
+def test_a_huge_day_count_is_refused_naming_it_before_any_request(stale, graph):
+    run = stale.run({"stale_devices_mode": "delete", "stale_devices_inactive_days": 10 ** 9})
+
+    assert run.returncode != 0
+    message = run.task("Refuse bad variables (nothing has been read yet)")["result"]["msg"]
+    assert "stale_devices_inactive_days is 1000000000; it must be at most 3650" in message
+    assert "date value out of range" not in run.stdout
+    assert graph.wire.entries() == []
+
+
+# the record of a run: the reports and set_stats
+
+
+def due_for_deletion(graph, count=3):
+    """Disable and tag `count` stale Windows devices 40 days ago, as phase 1 would have: a delete run deletes them."""
+    chosen = expected_disable(graph)[:count]
+    tag = "stale-disabled:%s" % (today() - datetime.timedelta(days=40)).isoformat()
+    with graph.lock:
+        for oid in chosen:
+            graph.devices[oid]["accountEnabled"] = False
+            graph.devices[oid]["extensionAttributes"][TAG] = tag
+    return chosen
+
+
+def unusable_report_paths(tmp_path):
+    """Report settings no run can write: a folder under a regular file, a regular file where the folder should be,
+    a JSON report path that is a folder."""
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder\n")
+    (tmp_path / "json-is-a-folder" / "stale-devices.json").mkdir(parents=True)
+    return {
+        "under-a-file": {"stale_devices_report_dir": str(plain / "reports")},
+        "a-file": {"stale_devices_report_dir": str(plain)},
+        "json-is-a-folder": {"stale_devices_report_dir": str(tmp_path / "json-is-a-folder")},
+        # One file under two spellings: the HTML report would overwrite the JSON record of what was deleted.
+        "one-file-two-spellings": {"stale_devices_report_dir": str(tmp_path / "reports"),
+                                   "stale_devices_report_json": str(tmp_path / "reports" / "a.json"),
+                                   "stale_devices_report_html": str(tmp_path / "reports" / "." / "a.json")},
+    }
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "a-file", "json-is-a-folder", "one-file-two-spellings"])
+def test_a_delete_run_whose_reports_cannot_be_written_fails_before_any_request(stale, graph, tmp_path, case):
+    due = due_for_deletion(graph)
+    report_vars = unusable_report_paths(tmp_path)[case]
+
+    run = stale.run(dict(report_vars, stale_devices_mode="delete"))
+
+    assert run.returncode != 0
+    message = run.task("Stop before any request, naming the report path that cannot be written")["result"]["msg"]
+    assert message.startswith("Nothing was read or written. The reports cannot be written")
+    assert report_vars["stale_devices_report_dir"] in message
+    assert graph.wire.entries() == [] and deleted(graph) == []
+    with graph.lock:
+        assert set(due) <= set(graph.devices)
+
+
+def test_a_delete_that_fails_for_one_device_leaves_the_report_and_set_stats_naming_each_device(stale, graph):
+    due = due_for_deletion(graph)
+    refused = due[1]
+    graph.faults.add(action="status", status=403, match={"method": "DELETE", "path_regex": refused + "$"}, times=5)
+
+    run = stale.run({"stale_devices_mode": "delete"})
+
+    assert run.returncode != 0
+    assert deleted(graph) == sorted(set(due) - {refused})
+    assert run.ids(status="done") == sorted(set(due) - {refused}) and run.ids(status="failed") == [refused]
+    summary = run.task("Publish the summary for AWX workflows (set_stats stale_devices_summary)")["result"][
+        "ansible_stats"]["data"]["stale_devices_summary"]
+    assert sorted(row["id"] for row in summary["written"]) == sorted(set(due) - {refused})
+    assert [row["id"] for row in summary["failed_writes"]] == [refused]
+    assert "could not be written" in run.task("Fail if a write failed")["result"]["msg"]
+
+
+def test_a_report_folder_lost_while_deleting_still_leaves_set_stats_naming_the_deleted_devices(stale, graph, tmp_path):
+    due = due_for_deletion(graph)
+    report_dir = tmp_path / "taken-away"
+    handle = graph.handle
+
+    def take_the_folder_away_on_the_first_delete(request):
+        # Synchronous, inside the emulator: the folder is a file before the first DELETE is answered.
+        if request.method == "DELETE" and report_dir.is_dir():
+            shutil.rmtree(str(report_dir))
+            report_dir.write_text("a file now\n")
+        return handle(request)
+
+    graph.handle = take_the_folder_away_on_the_first_delete
+
+    run = stale.run({"stale_devices_mode": "delete", "stale_devices_report_dir": str(report_dir)})
+
+    assert run.returncode != 0
+    assert deleted(graph) == due
+    summary = run.task("Publish the summary for AWX workflows (set_stats stale_devices_summary)")["result"][
+        "ansible_stats"]["data"]["stale_devices_summary"]
+    assert sorted(row["id"] for row in summary["written"]) == due and summary["delete"] == len(due)
+    again = run.task("Publish the summary again, saying the report could not be written")["result"][
+        "ansible_stats"]["data"]["stale_devices_summary"]
+    assert again["written"] == summary["written"] and again["report_error"]
+    message = run.task("Fail, naming what was written (the report could not be)")["result"]["msg"]
+    assert all(oid in message for oid in due)
+
+
+# exclusions given as survey text
+
+
+def test_multi_line_survey_exclusions_keep_a_comma_in_a_name_and_unmatched_ones_are_warned_and_reported(
+        stale, graph, tmp_path):
+    long_ago = (today() - datetime.timedelta(days=200)).isoformat() + "T08:00:00Z"
+    graph.add_device(displayName="Smith, John's iPad", operatingSystem="Windows", trustType="AzureAd",
+                     accountEnabled=True, approximateLastSignInDateTime=long_ago)
+    with graph.lock:
+        (smith,) = [oid for oid, d in graph.devices.items() if d["displayName"] == "Smith, John's iPad"]
+    stale_ids = expected_disable(graph)
+    assert smith in stale_ids
+
+    run = stale.run({"stale_devices_mode": "disable",
+                     "stale_devices_exclude": "Smith, John's iPad\r\nFG-NO-SUCH-DEVICE\n"})
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert patched(graph) == sorted(set(stale_ids) - {smith})
+    (row,) = run.rows(id=smith)
+    assert row["action"] == "excluded" and "(its display name)" in row["reason"]
+    assert run.report["settings"]["exclude"] == ["Smith, John's iPad", "FG-NO-SUCH-DEVICE"]
+    assert run.report["unmatched_exclusions"] == ["FG-NO-SUCH-DEVICE"]
+    assert "[WARNING]: stale_devices_exclude: 1 entry matched none of the" in " ".join(run.stdout.split())
+    html = (tmp_path / "report-1" / "stale-devices.html").read_text()
+    assert 'id="unmatched-exclusions"' in html and "FG-NO-SUCH-DEVICE" in html
+    summary = run.task("Publish the summary for AWX workflows (set_stats stale_devices_summary)")["result"][
+        "ansible_stats"]["data"]["stale_devices_summary"]
+    assert summary["unmatched_exclusions"] == ["FG-NO-SUCH-DEVICE"]
+
+
 # the playbook's host form
 
 

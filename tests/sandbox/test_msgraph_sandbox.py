@@ -621,6 +621,21 @@ def test_app_only_token_may_only_set_extension_attributes_on_non_windows(sb, gra
     assert graph.patch(f"/v1.0/devices/{windows['id']}", {"accountEnabled": False}).status_code == 204
 
 
+@pytest.mark.parametrize("operating_system", ["Windows Server", "windows", "WINDOWS", "Windows10", None, ""])
+def test_app_only_rule_takes_only_the_value_windows_as_windows(sb, graph, operating_system):
+    # Graph's page names one value ("where the operatingSystem property is not Windows"); the emulator reads it
+    # literally, so every other spelling, and no value at all, is refused as Graph may refuse it.
+    device = first_device(sb, operatingSystem="Windows", accountEnabled=True)
+    with sb.lock:
+        sb.devices[device["id"]]["operatingSystem"] = operating_system
+    refused = graph.patch(f"/v1.0/devices/{device['id']}", {"accountEnabled": False})
+    assert error_of(refused) == (400, "Request_BadRequest")
+    assert refused.json()["error"]["message"] == NON_WINDOWS
+    assert sb.devices[device["id"]]["accountEnabled"] is True
+    tag = graph.patch(f"/v1.0/devices/{device['id']}", {"extensionAttributes": {"extensionAttribute2": "x"}})
+    assert tag.status_code == 204
+
+
 def test_delete_then_delete_again(sb, graph):
     owner_id, owned = next((user_id, ids) for user_id, ids in sb.user_devices.items() if ids)
     device = sb.devices[owned[0]]

@@ -7,8 +7,12 @@ from ansible_collections.fleetguard.devices.plugins.filter.devices import identi
 
 
 class TestSurveyText:
-    def test_survey_text_is_split_at_commas_and_new_lines(self):
-        assert identifier_list("C02FG0001, C02FG0007\nFG-LAPTOP-0018") == ["C02FG0001", "C02FG0007", "FG-LAPTOP-0018"]
+    def test_single_line_survey_text_is_split_at_commas(self):
+        assert identifier_list("C02FG0001, C02FG0007,FG-LAPTOP-0018") == ["C02FG0001", "C02FG0007", "FG-LAPTOP-0018"]
+
+    def test_multi_line_survey_text_is_one_identifier_per_line_commas_inside_kept(self):
+        # An AWX textarea: a device name may hold a comma.
+        assert identifier_list("Smith, John's iPad\nC02FG0007,\n") == ["Smith, John's iPad", "C02FG0007"]
 
     def test_windows_line_ends_and_blanks_around_values_are_trimmed(self):
         assert identifier_list("  a ,\r\n b\t\r\n") == ["a", "b"]
@@ -82,3 +86,16 @@ class TestInTemplates:
     def test_bad_input_fails_the_template_with_the_filters_message(self, render):
         with pytest.raises(Exception, match="identifier_list: expected a list of identifiers"):
             render("ids | fleetguard.devices.identifier_list", ids={"a": 1})
+
+
+@pytest.mark.parametrize("text", [
+    "\ufeffFG-WS-0139\r\nFG-WS-0105\u200b\r\n\r\nfg-ws-0133 \r\n",
+    "\ufeffFG-WS-0139, FG-WS-0105\u200b,fg-ws-0133\u00a0",
+])
+def test_invisible_characters_pasted_around_survey_entries_are_dropped(text):
+    # A byte-order mark or a zero-width space kept would make an exclusion that protects no device.
+    assert identifier_list(text) == ["FG-WS-0139", "FG-WS-0105", "fg-ws-0133"]
+
+
+def test_an_invisible_character_inside_a_name_is_kept():
+    assert identifier_list(["FG\u200b-WS"]) == ["FG\u200b-WS"]

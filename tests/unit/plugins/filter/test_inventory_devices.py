@@ -4,7 +4,7 @@ vars, templated), as the roles' host form reads them once per play batch."""
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetguard.devices.plugins.filter.devices import declared_posture, inventory_devices
+from ansible_collections.fleetguard.devices.plugins.filter.devices import baseline_plan, declared_posture, inventory_devices
 
 INVENTORY = """
 all:
@@ -62,7 +62,7 @@ class TestIds:
         assert found["devices"][0]["feishu_device_record_id"] == "" and found["unknown"] == found["not_devices"] == []
 
     def test_hosts_not_in_the_inventory_and_hosts_without_ids_are_listed_not_dropped(self, hostvars):
-        found = inventory_devices("LAPTOP-1, GHOST\ncontroller,EMPTY-ID,LAPTOP-1", hostvars)
+        found = inventory_devices("LAPTOP-1\n GHOST\ncontroller,\nEMPTY-ID\nLAPTOP-1", hostvars)
         assert found["unknown"] == ["GHOST"]
         assert found["not_devices"] == ["controller", "EMPTY-ID"]
         assert found["hosts"] == ["LAPTOP-1", "controller", "EMPTY-ID"]
@@ -131,3 +131,74 @@ all:
         # A group var for Feishu declares nothing for a Graph-only host; an empty mapping declares nothing.
         assert found["undeclared"] == ["GRAPH-EMPTY"]
         assert found["hosts"] == ["BOTH", "FEISHU-ZERO", "GRAPH-EMPTY", "GRAPH-NULL-ATTRIBUTE"]
+
+
+class TestPostureAcrossHosts:
+    """declared_posture over the hosts of a whole run: one device named by two hosts, as its API tells ids apart."""
+
+    POSTURE = """
+all:
+  hosts:
+    PC-1:
+      msgraph_id: 3f1c5a9e-0000-4000-8000-00000000000a
+      msgraph_desired_account_enabled: true
+    PC-1-ALIAS:
+      msgraph_id: 3F1C5A9E-0000-4000-8000-00000000000A
+      msgraph_desired_account_enabled: false
+    PC-1-AGAIN:
+      msgraph_id: " 3F1C5A9E-0000-4000-8000-00000000000a"
+      msgraph_desired_account_enabled: "true"
+    RECORD-1:
+      feishu_device_record_id: "7400000000000000001"
+      feishu_desired_status: trusted
+    RECORD-1-AGAIN:
+      feishu_device_record_id: "7400000000000000001"
+      feishu_desired_status: Trusted
+    TAGGED:
+      msgraph_id: 3f1c5a9e-0000-4000-8000-00000000000b
+      msgraph_desired_extension_attributes: {extensionAttribute7: true, extensionAttribute8: 5}
+"""
+
+    @pytest.fixture
+    def run_hostvars(self, tmp_path):
+        return hostvars_of(tmp_path, self.POSTURE)
+
+    def test_two_hosts_declaring_one_graph_device_differently_are_named_with_both_values(self, run_hostvars):
+        found = declared_posture(["PC-1", "PC-1-ALIAS"], run_hostvars)
+        assert found["conflicts"] == [
+            "Graph device 3f1c5a9e-0000-4000-8000-00000000000a (PC-1-ALIAS names it 3F1C5A9E-0000-4000-8000-00000000000A):"
+            " PC-1 declares msgraph_desired_account_enabled=true, PC-1-ALIAS declares false"]
+
+    def test_a_host_repeating_an_earlier_hosts_posture_for_a_device_is_left_to_that_host(self, run_hostvars):
+        found = declared_posture(["PC-1", "PC-1-AGAIN", "RECORD-1", "RECORD-1-AGAIN"], run_hostvars)
+        assert found["conflicts"] == [] and found["problems"] == []
+        assert [entry["name"] for entry in found["entries"]] == ["PC-1", "RECORD-1"]
+        assert [(r["name"], r["directory"], r["same_as"]) for r in found["repeats"]] == [
+            ("PC-1-AGAIN", "msgraph", "PC-1"), ("RECORD-1-AGAIN", "feishu", "RECORD-1")]
+        assert found["undeclared"] == []
+
+    def test_a_batch_drops_the_entries_the_whole_runs_read_left_to_an_earlier_host(self, run_hostvars):
+        run = declared_posture(["PC-1", "PC-1-AGAIN"], run_hostvars)
+        later_batch = declared_posture(["PC-1-AGAIN"], run_hostvars, repeats=run["repeats"])
+        assert later_batch["entries"] == [] and later_batch["undeclared"] == []
+
+    def test_an_extension_attribute_that_is_not_text_is_refused_naming_host_attribute_and_value(self, run_hostvars):
+        found = declared_posture(["TAGGED"], run_hostvars)
+        assert found["problems"] == [
+            "TAGGED: extension attribute extensionAttribute7 must be a string or null, not true",
+            "TAGGED: extension attribute extensionAttribute8 must be a string or null, not 5"]
+        plan = baseline_plan(found["entries"])
+        assert plan["msgraph_groups"] == []
+        assert "extensionAttribute7 must be a string or null, not true" in plan["entries"][0]["problems"][0]
+
+    def test_baseline_plan_tells_graph_ids_apart_as_graph_does(self):
+        same = baseline_plan([{"id": "3F1C5A9E-0000-4000-8000-00000000000A", "account_enabled": False},
+                              {"id": "3f1c5a9e-0000-4000-8000-00000000000a", "account_enabled": False}])
+        assert [group["ids"] for group in same["msgraph_groups"]] == [["3F1C5A9E-0000-4000-8000-00000000000A"]]
+        clash = baseline_plan([{"id": "3F1C5A9E-0000-4000-8000-00000000000A", "account_enabled": False},
+                               {"id": "3f1c5a9e-0000-4000-8000-00000000000a", "account_enabled": True}])
+        assert clash["msgraph_groups"] == [] and all(entry["problems"] for entry in clash["entries"])
+        # Feishu names are compared exactly: two devices.
+        names = baseline_plan([{"device_name": "Mac", "device_status": "trusted"},
+                               {"device_name": "MAC", "device_status": "untrusted"}])
+        assert [entry["problems"] for entry in names["entries"]] == [[], []]

@@ -5,6 +5,7 @@ what the role does, in check mode and for real alike.
 """
 
 import os
+import re
 
 import pytest
 import yaml
@@ -90,6 +91,91 @@ def test_scope_literals_are_quoted_for_odata_and_every_trust_type_means_no_claus
 def test_bad_variables_are_named_before_any_request(overrides, says):
     problems = stale_devices_settings(variables(**overrides))["problems"]
     assert any(says in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("name", ["inactive_days", "grace_days", "max_changes"])
+@pytest.mark.parametrize("value, says", [
+    (10 ** 9, "is 1000000000; it must be at most"),
+    (-5, "is -5; it must be at least"),
+    (1.5, "must be a whole number, not 1.5"),
+    (90.0, "must be a whole number, not 90.0"),
+    (True, "must be a whole number, not True"),
+    ("1e9", "must be a whole number, not '1e9'"),
+    ("9" * 5000, "must be a whole number, not '999"),
+    ("9_0", "must be a whole number, not '9_0'"),
+    ("\u0669\u0660", "must be a whole number, not"),
+], ids=["huge", "negative", "fraction", "float", "bool", "exponent", "thousands-of-digits", "underscore", "arabic-indic"])
+def test_numbers_out_of_bounds_are_named_not_raised(name, value, says):
+    problems = stale_devices_settings(variables(**{name: value}))["problems"]
+    assert any(problem.startswith("stale_devices_%s " % name) and says in problem for problem in problems), problems
+    assert all(len(problem) < 400 for problem in problems)
+
+
+def test_zero_is_refused_for_the_day_counts_and_allowed_for_max_changes():
+    problems = stale_devices_settings(variables(inactive_days=0, grace_days=0, max_changes=0))["problems"]
+    assert [problem.split(";")[0] for problem in problems] == ["stale_devices_inactive_days is 0",
+                                                               "stale_devices_grace_days is 0"]
+
+
+def test_survey_text_numbers_are_read():
+    assert settings(inactive_days=" 120 ", grace_days="7", max_changes="0")["inactive_days"] == 120
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31", "1900-01-01"])
+def test_a_reference_day_far_from_today_is_named_not_raised(as_of):
+    problems = stale_devices_settings(variables(as_of=as_of))["problems"]
+    assert any(problem.startswith("stale_devices_as_of is %s; it must be within" % as_of)
+               for problem in problems), problems
+
+
+def test_the_longest_spans_still_plan_without_leaving_the_calendar():
+    longest = settings(inactive_days=3650, grace_days=3650, as_of="2036-11-25")
+    devices = [device("Old", "1990-01-01T00:00:00Z", enabled=False, tag="stale-disabled:2036-11-24"),
+               device("Ancient", "0001-01-01T00:00:00Z")]
+    rows = dict((row["displayName"], row["action"]) for row in stale_devices_plan(devices, longest)["rows"])
+    assert rows == {"Old": "grace", "Ancient": "disable"}
+
+
+@pytest.mark.parametrize("signed_in", ["2026-13-01T00:00:00Z", "0001-01-01T00:00:00+01:00"])
+def test_a_sign_in_time_that_is_no_time_fails_the_plan_naming_the_device_and_value(signed_in):
+    says = re.escape("device id-odd has approximateLastSignInDateTime '%s'" % signed_in)
+    with pytest.raises(AnsibleFilterError, match=says):
+        stale_devices_plan([device("Odd", signed_in)], settings())
+
+
+# exclusions
+
+
+def test_survey_text_with_line_breaks_is_one_exclusion_per_line_commas_kept():
+    text = "Smith, John's iPad\r\n FG-WS-0008 \n\n"
+    assert settings(exclude=text)["exclude"] == ["Smith, John's iPad", "FG-WS-0008"]
+    assert settings(exclude="FG-WS-0008, FG-WS-0011")["exclude"] == ["FG-WS-0008", "FG-WS-0011"]
+
+
+def test_a_comma_in_a_line_of_multi_line_operating_systems_is_refused():
+    problems = stale_devices_settings(variables(operating_systems="Windows, MacMDM\niOS"))["problems"]
+    assert any("stale_devices_operating_systems holds 'Windows, MacMDM'" in problem for problem in problems), problems
+
+
+def test_exclusions_that_match_no_device_read_are_listed_and_warned(monkeypatch):
+    warned = []
+    monkeypatch.setattr("ansible_collections.fleetguard.devices.plugins.filter.stale_devices.display.warning",
+                        warned.append)
+    devices = [device("Smith, John's iPad"), device("Kept")]
+    plan = stale_devices_plan(devices, settings(exclude="smith, john's ipad\nFG-GONE-01\nid-KEPT\ndev-nothing"))
+    assert [row["action"] for row in plan["rows"]] == ["excluded", "excluded"]
+    assert plan["unmatched_exclusions"] == ["FG-GONE-01", "dev-nothing"]
+    assert len(warned) == 1 and "'FG-GONE-01', 'dev-nothing'" in warned[0] and "stale_devices_exclude" in warned[0]
+    report = stale_devices_report(plan, {})
+    assert report["unmatched_exclusions"] == ["FG-GONE-01", "dev-nothing"]
+
+
+def test_exclusions_that_all_match_warn_nothing(monkeypatch):
+    warned = []
+    monkeypatch.setattr("ansible_collections.fleetguard.devices.plugins.filter.stale_devices.display.warning",
+                        warned.append)
+    plan = stale_devices_plan([device("A")], settings(exclude=["a"]))
+    assert plan["unmatched_exclusions"] == [] and warned == []
 
 
 def test_a_report_may_look_ahead_and_a_moved_emulator_clock_may_write_when_told():
@@ -196,6 +282,8 @@ def test_report_statuses_follow_the_mode_check_mode_the_guard_and_the_outcomes()
     statuses = dict((row["displayName"], row["status"]) for row in done["devices"])
     assert statuses == {"S1": "done", "S2": "failed", "D": "planned"}
     assert done["summary"]["done"] == 1 and done["summary"]["failed"] == 1 and done["summary"]["disable"] == 2
+    assert done["written"] == [{"id": "id-s1", "displayName": "S1", "action": "disable"}]
+    assert done["failed_writes"] == [{"id": "id-s2", "displayName": "S2", "action": "disable"}]
 
     would = stale_devices_report(plan, {"disable": result(("id-s1", "changed"), ("id-s2", "changed"))}, True)
     assert [row["status"] for row in would["devices"]] == ["planned", "would", "would"]
@@ -212,7 +300,8 @@ def test_the_report_is_plain_json_with_the_documented_keys():
     import json
     report = stale_devices_report(stale_devices_plan([device("S1")], settings()), {}, False, "Nightly")
     assert list(report) == ["report", "format_version", "title", "mode", "check_mode", "as_of", "settings",
-                            "inventory_hosts", "guard", "refusal", "summary", "devices"]
+                            "inventory_hosts", "guard", "refusal", "unmatched_exclusions", "summary", "written",
+                            "failed_writes", "devices"]
     assert list(report["devices"][0]) == ["id", "deviceId", "displayName", "operatingSystem", "trustType",
                                           "accountEnabled", "approximateLastSignInDateTime", "age_days", "tag",
                                           "tag_date", "action", "reason", "status"]
@@ -249,3 +338,22 @@ def test_every_role_default_is_in_the_argument_spec_with_the_same_default():
 def test_the_filters_render_in_jinja_as_the_role_calls_them(render):
     value = render("vars_ | fleetguard.devices.stale_devices_settings", vars_=variables())
     assert value["cutoff"] == "2026-08-30T00:00:00Z"
+
+
+def test_the_probe_is_a_device_graphs_rule_documents_as_non_windows_never_one_it_does_not_place():
+    # Check mode cannot tell whether Graph takes a write to "Windows Server": such a device says nothing about the caller.
+    devices = [device("Srv", os_name="Windows Server"), device("Blank", os_name=None), device("Mac", os_name="MacMDM")]
+    dummy, plan = decided(devices, mode="disable")
+    assert plan["probe"] == {"id": "id-mac", "account_enabled": False}
+    dummy, plan = decided(devices[:2], mode="disable")
+    assert plan["probe"] is None
+
+
+def test_the_filter_asks_the_modules_windows_rule():
+    # The filter's probe and its blocked rows follow windows_class: an undocumented device is not Windows there.
+    from ansible_collections.fleetguard.devices.plugins.filter import stale_devices
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import WINDOWS, windows_class
+
+    for operating_system in ("Windows", "Windows Server", None, "iOS"):
+        row = {"operatingSystem": operating_system}
+        assert stale_devices._windows(row) is (windows_class(operating_system) == WINDOWS)

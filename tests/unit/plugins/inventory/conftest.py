@@ -38,15 +38,17 @@ class Parsed:
 
 
 class SourceParser:
-    """parse(config, cache=True) -> Parsed, through a source file named devices.NAME.yml in tmp_path."""
+    """parse(config, cache=True, inventory=None) -> Parsed, through a source file named devices.NAME.yml in tmp_path,
+    into `inventory` (an InventoryData another source filled, as with two -i) or a new one."""
 
     def __init__(self, plugin_name, tmp_path):
         self.plugin_name = plugin_name
         self.path = tmp_path / ("devices.%s.yml" % plugin_name.rsplit(".", 1)[-1])
 
-    def __call__(self, config, cache=True):
+    def __call__(self, config, cache=True, inventory=None):
         self.path.write_text(yaml.safe_dump(dict(config, plugin=self.plugin_name)))
-        inventory = InventoryData()
+        inventory = InventoryData() if inventory is None else inventory
+        inventory.current_source = str(self.path)
         plugin = inventory_loader.get(self.plugin_name)
         assert plugin.verify_file(str(self.path))
         plugin.parse(inventory, DataLoader(), str(self.path), cache=cache)
@@ -68,7 +70,8 @@ def feishu_source(tmp_path, feishu_sandbox):
     parser = SourceParser("fleetguard.devices.feishu_device_records", tmp_path)
     connection = dict(base_url=feishu_sandbox.url, app_id=feishu_sandbox.app_id, app_secret=feishu_sandbox.app_secret,
                       max_retries=1)
-    return lambda config=None, cache=True: parser(dict(connection, **(config or {})), cache=cache)
+    return lambda config=None, cache=True, inventory=None: parser(dict(connection, **(config or {})), cache=cache,
+                                                                  inventory=inventory)
 
 
 @pytest.fixture
@@ -77,7 +80,8 @@ def graph_source(tmp_path, graph_sandbox):
     connection = dict(graph_endpoint=graph_sandbox.url, authority_host=graph_sandbox.url,
                       tenant_id=graph_sandbox.tenant_id, client_id=graph_sandbox.client_id,
                       client_secret=graph_sandbox.client_secret, max_retries=1)
-    return lambda config=None, cache=True: parser(dict(connection, **(config or {})), cache=cache)
+    return lambda config=None, cache=True, inventory=None: parser(dict(connection, **(config or {})), cache=cache,
+                                                                  inventory=inventory)
 
 
 @pytest.fixture

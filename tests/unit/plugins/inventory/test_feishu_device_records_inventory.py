@@ -75,11 +75,14 @@ def test_unsafe_and_shared_names_become_safe_unique_hosts(feishu_sandbox, feishu
 def test_a_record_named_like_another_records_fallback_is_not_lost(feishu_sandbox, feishu_source):
     first = feishu_sandbox.add_record(device_name="SHARED-NAME", device_system=2)
     feishu_sandbox.add_record(device_name="SHARED-NAME", device_system=2)
-    feishu_sandbox.add_record(device_name="SHARED-NAME_%s" % first["device_record_id"], device_system=2)
-    hosts = feishu_source().hosts
-    assert len(hosts) == len(feishu_sandbox.records)
-    assert "SHARED-NAME_%s" % first["device_record_id"] in hosts
-    assert "SHARED-NAME_%s_2" % first["device_record_id"] in hosts
+    third = feishu_sandbox.add_record(device_name="SHARED-NAME_%s" % first["device_record_id"], device_system=2)
+    parsed = feishu_source()
+    assert len(parsed.hosts) == len(feishu_sandbox.records)
+    # The fallback stays the first record's: the record named like it yields and gets its own.
+    first_host = "SHARED-NAME_%s" % first["device_record_id"]
+    assert parsed.vars(first_host)["feishu_device_record_id"] == first["device_record_id"]
+    third_host = "%s_%s" % (first_host, third["device_record_id"])
+    assert parsed.vars(third_host)["feishu_device_record_id"] == third["device_record_id"]
 
 
 def test_hosts_can_be_named_by_serial_number(feishu_sandbox, feishu_source):

@@ -188,5 +188,7 @@ def test_unique_host_names_hold_one_host_per_device_whatever_the_order():
         named, warnings = unique_host_names(order, lambda d: d["name"], lambda d: d["id"])
         by_id = dict((device["id"], name) for name, device in named)
         assert len(set(by_id.values())) == len(devices)
-        assert by_id == {"a": "X_a_3", "b": "X_b", "c": "X_a", "d": "X_a_2", "e": "e"}
-        assert len(warnings) == 2 and all("2 devices are named X" in w for w in warnings)
+        # X_a is the fallback of a: the device named X_a yields it. X_a_2 is no device's fallback.
+        assert by_id == {"a": "X_a", "b": "X_b", "c": "X_a_c", "d": "X_a_2", "e": "e"}
+        assert len(warnings) == 3 and sum("2 devices are named X" in w for w in warnings) == 2
+        assert "device c is named X_a, the fallback name of device a: it is host X_a_c" in warnings

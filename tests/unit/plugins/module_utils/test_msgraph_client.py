@@ -14,9 +14,9 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient, token_claims
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import CLOUDS
+from ansible_collections.fleetguard.devices.plugins.module_utils.credential_files import ClientCertificate
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
     CertificateCredential,
-    ClientCertificate,
     ClientSecretCredential,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport

@@ -1,5 +1,7 @@
 """Graph credentials against a scripted server: the order auth_source=auto picks them in, and each one's request."""
 
+import os
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -101,7 +103,8 @@ def test_the_metadata_service_is_asked_with_the_metadata_header(scripted_server)
 
 
 def test_the_identity_endpoint_form_sends_its_header_and_reads_expires_on(scripted_server):
-    scripted_server.script = [(200, {}, {"access_token": "eyJ.mi", "expires_on": "4102444800", "resource": GRAPH})]
+    expires_on = str(int(time.time()) + 86399)
+    scripted_server.script = [(200, {}, {"access_token": "eyJ.mi", "expires_on": expires_on, "resource": GRAPH})]
     credential = ManagedIdentityCredential(GRAPH, environ={"IDENTITY_ENDPOINT": scripted_server.url + "/msi/token",
                                                            "IDENTITY_HEADER": "opaque-header"})
     token, lifetime = credential.fetch(HttpTransport(timeout=5))
@@ -212,3 +215,256 @@ def test_a_managed_identity_token_of_the_wrong_shape_is_named(scripted_server):
     with pytest.raises(ApiError) as caught:
         credential.fetch(HttpTransport(timeout=5))
     assert "its access_token is dict, not a string" in str(caught.value)
+
+
+# Certificates: what the file holds is checked when the credential is built, before any request.
+
+
+def write_certificate_file(directory, key=None, password=None, parts=("key", "certificate"), certificate_key=None):
+    """A PEM file of `parts` in that order: `key` (RSA 2048 unless given, encrypted with `password`) and a
+    self-signed certificate of `certificate_key` (the same key unless given). Returns (path, key PEM lines)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate_key = certificate_key or key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetguard-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # Ed25519 and Ed448 sign without a separate hash.
+    algorithm = None if isinstance(certificate_key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(certificate_key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)).sign(certificate_key, algorithm))
+    encryption = (serialization.BestAvailableEncryption(password.encode()) if password
+                  else serialization.NoEncryption())
+    pem = dict(key=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption),
+               certificate=certificate.public_bytes(serialization.Encoding.PEM))
+    path = directory / "client.pem"
+    path.write_bytes(b"".join(pem[part] for part in parts))
+    key_lines = [line for line in pem["key"].decode().splitlines() if line and not line.startswith("-----")]
+    return str(path), key_lines
+
+
+def certificate_refusal(path, password=None):
+    with pytest.raises(InputError) as caught:
+        select_credential(params(client_certificate_path=path, client_certificate_password=password), GRAPH,
+                          "https://login", environ={})
+    return str(caught.value)
+
+
+def non_rsa_key(kind):
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519
+
+    return dict(ec=lambda: ec.generate_private_key(ec.SECP256R1()), ed25519=ed25519.Ed25519PrivateKey.generate,
+                ed448=ed448.Ed448PrivateKey.generate, dsa=lambda: dsa.generate_private_key(2048))[kind]()
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("ec", "an EC (secp256r1) key"), ("ed25519", "an Ed25519 key"), ("ed448", "an Ed448 key"), ("dsa", "a DSA key"),
+])
+def test_a_certificate_whose_key_is_not_rsa_is_refused_naming_the_key_type_never_the_key(tmp_path, kind, named):
+    path, key_lines = write_certificate_file(tmp_path, key=non_rsa_key(kind))
+    message = certificate_refusal(path)
+    assert "client_certificate_path" in message and named in message and "RSA" in message
+    assert not any(line in message for line in key_lines)
+
+
+def test_an_rsa_key_under_2048_bits_is_refused_as_entra_refuses_it(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    path, dummy = write_certificate_file(tmp_path, key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    message = certificate_refusal(path)
+    assert "1024-bit RSA key" in message and "2048" in message
+
+
+def test_an_encrypted_key_needs_its_password_and_a_wrong_one_is_named_never_shown(tmp_path):
+    path, key_lines = write_certificate_file(tmp_path, password="right-horse-battery")
+    assert "client_certificate_password" in certificate_refusal(path)
+    message = certificate_refusal(path, password="wrong-canary-password")
+    assert "client_certificate_password" in message and "does not decrypt" in message
+    assert "wrong-canary-password" not in message and "right-horse-battery" not in message
+    chosen = select_credential(params(client_certificate_path=path, client_certificate_password="right-horse-battery"),
+                               GRAPH, "https://login", environ={})
+    assert isinstance(chosen, CertificateCredential)
+
+
+@pytest.mark.parametrize("parts, named", [
+    (("certificate",), "holds no private key"),
+    (("key",), "holds no certificate"),
+    ((), "is empty"),
+], ids=["certificate-only", "key-only", "empty"])
+def test_a_certificate_file_without_both_parts_says_which_is_missing(tmp_path, parts, named):
+    path, key_lines = write_certificate_file(tmp_path, parts=parts)
+    message = certificate_refusal(path)
+    assert "client_certificate_path" in message and named in message
+    assert not any(line in message for line in key_lines)
+
+
+def test_a_pfx_file_is_refused_with_how_to_convert_it(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography import x509
+
+    path, dummy = write_certificate_file(tmp_path)
+    pem = open(path, "rb").read()
+    key = serialization.load_pem_private_key(pem, password=None)
+    pfx = pkcs12.serialize_key_and_certificates(b"app", key, x509.load_pem_x509_certificate(pem), None,
+                                                serialization.NoEncryption())
+    (tmp_path / "app.pfx").write_bytes(pfx)
+    message = certificate_refusal(str(tmp_path / "app.pfx"))
+    assert "PEM" in message and "openssl pkcs12" in message
+
+
+def test_a_key_that_is_not_the_certificates_key_is_refused(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path, dummy = write_certificate_file(tmp_path, certificate_key=other)
+    assert "is not the private key of the certificate" in certificate_refusal(path)
+
+
+@pytest.mark.parametrize("make, named", [
+    (str, "is not a regular file"),
+    (lambda tmp_path: os.mkfifo(str(tmp_path / "fifo")) or str(tmp_path / "fifo"), "is not a regular file"),
+    (lambda tmp_path: (tmp_path / "big.pem").write_bytes(b"x" * (2 << 20)) and str(tmp_path / "big.pem"),
+     "larger than"),
+    (lambda tmp_path: str(tmp_path / "missing.pem"), "No such file"),
+], ids=["a-directory", "a-fifo", "2-MiB", "missing"])
+def test_a_certificate_path_that_is_no_small_regular_file_is_refused_without_reading_it(tmp_path, make, named):
+    path = make(tmp_path)
+    message = certificate_refusal(path)
+    assert "client_certificate_path" in message and named in message and repr(path) in message
+
+
+def test_a_certificate_file_reached_through_a_symlink_is_read(tmp_path):
+    path, dummy = write_certificate_file(tmp_path)
+    os.symlink(path, str(tmp_path / "link.pem"))
+    chosen = select_credential(params(client_certificate_path=str(tmp_path / "link.pem")), GRAPH, "https://login",
+                               environ={})
+    assert isinstance(chosen, CertificateCredential)
+
+
+# A port nothing listens on: a check that lets a request through fails the test here, not on the network.
+CLOSED_PORT = "http://127.0.0.1:9"
+
+
+# Federated token files: Kubernetes projects them through symlinks (..data/token), so a link is followed.
+
+
+@pytest.mark.parametrize("content, named", [
+    (b"", "is empty"),
+    (b"\n  \n", "is empty"),
+    (b"\xff\xfe\x00eyJ", "is not text"),
+    (b"eyJ" + b"a" * (2 << 20), "larger than"),
+], ids=["empty", "blank", "binary", "2-MiB"])
+def test_a_federated_token_file_that_holds_no_token_is_named_never_its_content(tmp_path, content, named):
+    (tmp_path / "token").write_bytes(content)
+    credential = WorkloadIdentityCredential(CLOSED_PORT, TENANT, "cid", GRAPH + "/.default", str(tmp_path / "token"))
+    with pytest.raises(InputError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    assert "federated_token_file" in str(caught.value) and named in str(caught.value)
+    assert "eyJ" not in str(caught.value) and len(str(caught.value)) < 400
+
+
+def test_a_federated_token_file_behind_kubernetes_symlinks_is_read(scripted_server, tmp_path):
+    (tmp_path / "..2026_12_07").mkdir()
+    (tmp_path / "..2026_12_07" / "token").write_text("eyJ.projected")
+    os.symlink("..2026_12_07", str(tmp_path / "..data"))
+    os.symlink("..data/token", str(tmp_path / "token"))
+    scripted_server.script = [TOKEN_OK]
+    credential = WorkloadIdentityCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default",
+                                            str(tmp_path / "token"))
+    assert credential.fetch(HttpTransport(timeout=5)) == ("eyJ.app.token", 3599)
+
+
+# Lifetimes: every number a token answer carries is bounded before the token cache computes with it.
+
+HUGE_INTEGER = int("9" * 400)  # JSON allows it; float() of it overflows
+
+
+@pytest.mark.parametrize("expires_in, shown_as", [
+    (float("inf"), "inf"), ("1e999", "'1e999'"), ("NaN", "'NaN'"), (HUGE_INTEGER, "99999999"), (10 ** 12, "1000000000000"),
+    (-1, "-1"), (True, "True"),
+], ids=["infinity", "1e999-as-text", "nan-as-text", "a-400-digit-integer", "31700-years", "negative", "a-boolean"])
+def test_a_client_secret_token_answer_with_an_unusable_expires_in_names_it(scripted_server, expires_in, shown_as):
+    scripted_server.script = [(200, {}, {"token_type": "Bearer", "access_token": CANARY_TOKEN, "expires_in": expires_in})]
+    credential = ClientSecretCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default", secret="s")
+    with pytest.raises(ApiError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    message = str(caught.value)
+    assert "answered HTTP 200, but its expires_in %s" % shown_as in message and "not a number of seconds" in message
+    assert CANARY_TOKEN not in message and len(message) < 400
+
+
+@pytest.mark.parametrize("lifetime_fields, named", [
+    ({"expires_in": float("inf")}, "its expires_in inf"),
+    ({"expires_in": "1e999"}, "its expires_in '1e999'"),
+    ({"expires_in": "NaN"}, "its expires_in 'NaN'"),
+    ({"expires_in": True}, "its expires_in True"),
+    ({"expires_in": "-5"}, "its expires_in '-5'"),
+    ({"expires_in": HUGE_INTEGER}, "its expires_in 9999"),
+    ({"expires_on": "1e999"}, "its expires_on '1e999'"),
+    ({"expires_on": "NaN"}, "its expires_on 'NaN'"),
+    ({"expires_on": "09/14/2017 00:00:00 PM +00:00"}, "its expires_on '09/14/2017"),
+    ({"expires_on": str(int(time.time()) + 10 * 365 * 86400)}, "its expires_on '"),
+], ids=["expires-in-infinity", "expires-in-1e999", "expires-in-nan", "expires-in-a-boolean", "expires-in-negative",
+        "expires-in-400-digits", "expires-on-1e999", "expires-on-nan", "expires-on-a-date", "expires-on-in-10-years"])
+def test_a_managed_identity_answer_with_an_unusable_lifetime_names_the_field(scripted_server, lifetime_fields, named):
+    scripted_server.script = [(200, {}, dict(access_token=CANARY_TOKEN, resource=GRAPH, **lifetime_fields))]
+    credential = ManagedIdentityCredential(GRAPH, environ={"AZURE_POD_IDENTITY_AUTHORITY_HOST": scripted_server.url})
+    with pytest.raises(ApiError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    message = str(caught.value)
+    assert "the managed identity endpoint answered HTTP 200, but %s" % named in message
+    assert not isinstance(caught.value, AuthenticationError) and CANARY_TOKEN not in message and len(message) < 400
+
+
+def test_a_managed_identity_token_that_expired_a_moment_ago_is_used_once_not_refused(scripted_server):
+    # The endpoint's clock may be a little ahead of this host's.
+    scripted_server.script = [(200, {}, {"access_token": "eyJ.mi", "expires_on": str(int(time.time()) - 5)})]
+    credential = ManagedIdentityCredential(GRAPH, environ={"AZURE_POD_IDENTITY_AUTHORITY_HOST": scripted_server.url})
+    assert credential.fetch(HttpTransport(timeout=5)) == ("eyJ.mi", 0)
+
+
+IDENTITY_CALL = {"method": "GET", "path_regex": r"/msi/token$"}
+
+
+@pytest.mark.parametrize("answer, named", [
+    (dict(body=HTML_PAGE, content_type="text/html"),
+     "answered HTTP 200 with a body that is not JSON, which this collection does not understand"),
+    (dict(body=["x"]), "answered HTTP 200 with a JSON list, not an object, which this collection does not understand"),
+    (dict(body={"resource": GRAPH, "expires_in": "86399"}), "answered HTTP 200, but it has no access_token"),
+    (dict(status=404, body=HTML_PAGE, content_type="text/html"), "answered HTTP 404 with a body that is not JSON,"
+                                                                 " which this collection does not understand"),
+], ids=["html-under-200", "a-list", "no-token", "html-under-404"])
+def test_a_managed_identity_answer_of_the_wrong_shape_is_named_not_taken_for_a_refusal(graph_sandbox, answer, named):
+    graph_sandbox.faults.add(action="answer", match=IDENTITY_CALL, **answer)
+    credential = ManagedIdentityCredential(GRAPH, environ=graph_sandbox.managed_identity_environment())
+    with pytest.raises(ApiError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    assert not isinstance(caught.value, AuthenticationError)
+    assert named in str(caught.value) and "refused" not in str(caught.value)
+    assert caught.value.path == "/msi/token"
+    if "does not understand" in named:
+        assert "check IDENTITY_ENDPOINT" in str(caught.value)
+
+
+@pytest.mark.parametrize("environ, named", [
+    ({"IDENTITY_ENDPOINT": "not a url", "IDENTITY_HEADER": "h"}, "IDENTITY_ENDPOINT 'not a url'"),
+    ({"IDENTITY_ENDPOINT": "file:///etc/passwd", "IDENTITY_HEADER": "h"}, "IDENTITY_ENDPOINT 'file:///etc/passwd'"),
+    ({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "127.0.0.1:9"}, "AZURE_POD_IDENTITY_AUTHORITY_HOST '127.0.0.1:9'"),
+], ids=["a-word", "a-file-url", "no-scheme"])
+def test_an_injected_identity_endpoint_that_is_no_http_url_is_named_before_any_request(environ, named):
+    with pytest.raises(InputError) as caught:
+        select_credential(params(auth_source="managed_identity"), GRAPH, "https://login", environ=environ)
+    assert named + " is not an http(s) URL" in str(caught.value)
+
+
+def test_an_authority_host_without_a_scheme_is_named_before_any_request():
+    with pytest.raises(InputError) as caught:
+        select_credential(params(client_secret="s"), GRAPH, "login.microsoftonline.com", environ={})
+    assert "authority_host 'login.microsoftonline.com' is not an http(s) URL" in str(caught.value)

@@ -3,7 +3,14 @@
 import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import desired_properties, normalize_extension_attributes
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
+    NOT_WINDOWS,
+    UNDOCUMENTED,
+    WINDOWS,
+    desired_properties,
+    normalize_extension_attributes,
+    windows_class,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import DeviceAddress, odata_string, query_string
 
 GUID = "6a59ea83-02bd-468f-a40b-f2c3d1821983"
@@ -72,3 +79,13 @@ def test_rome_properties_are_only_desired_with_beta_and_a_user():
     assert desired_properties(params, "beta") == {"accountEnabled": False}
     params["user"] = "me"
     assert desired_properties(params, "beta") == {"accountEnabled": False, "name": "n", "kind": "Phone"}
+
+
+@pytest.mark.parametrize("operating_system, side", [
+    ("Windows", WINDOWS),
+    ("Android", NOT_WINDOWS), ("iOS", NOT_WINDOWS), ("MacMDM", NOT_WINDOWS), ("Linux", NOT_WINDOWS),
+    ("Windows Server", UNDOCUMENTED), ("windows", UNDOCUMENTED), ("WindowsPhone", UNDOCUMENTED),
+    (None, UNDOCUMENTED), ("", UNDOCUMENTED), ("  ", UNDOCUMENTED), (7, UNDOCUMENTED),
+])
+def test_graphs_app_only_rule_places_only_documented_operating_systems(operating_system, side):
+    assert windows_class(operating_system) == side

@@ -145,7 +145,8 @@ def test_the_state_file_holds_timestamps_only(private_tempdir):
     ticket = quota.acquire()
     quota.release(ticket)
     quota.pause(0.5)
-    path = os.path.join(str(private_tempdir), quota_module.STATE_DIR_NAME, key + ".json")
+    path = quota_module.state_path(key)
+    assert path.startswith(str(private_tempdir))
     assert json.load(open(path)) == {"requests": [[ticket, 1, 1000.0, 1000.0]], "paused_until": 1000.5}
     assert "cli_app" not in open(path).read() and "cli_app" not in path
 
@@ -165,12 +166,12 @@ def test_two_quotas_with_one_key_share_a_window_and_stale_starts_expire(private_
     assert len(fake.sleeps) == 1
 
 
-def test_a_corrupt_state_file_counts_as_empty(private_tempdir):
+def test_a_corrupt_state_file_counts_as_empty(private_tempdir, warnings):
     key = scope_key("corrupt")
     quota = WindowQuota(1, 1.0, key=key)
-    with open(quota_module.state_path(key), "w") as handle:
-        handle.write('{"requests": [[1, "x"')
+    write_state(key, '{"requests": [[1, "x"')
     spend(quota)
+    assert len(warnings) == 1 and "not JSON" in warnings[0]
 
 
 def _burst(key, tempdir, count, results):
@@ -196,3 +197,272 @@ def test_two_processes_share_one_window(private_tempdir):
     in_first_window = [start for start in starts if start < starts[0] + 2.0]
     assert len(in_first_window) == 10
     assert starts[10] - starts[0] >= 2.0
+
+
+# --- a hostile temp dir, a corrupt or future-dated state: never followed, never waited out -------------------------
+
+class WaitedTooLong(Exception):
+    pass
+
+
+class PatientTime(FakeTime):
+    """A FakeTime that gives up after `most` seconds of sleep in all: a quota that would wait without end fails
+    the test instead of hanging it."""
+
+    def __init__(self, most, now=1000.0):
+        super().__init__(now)
+        self.most = most
+
+    def sleep(self, seconds):
+        super().sleep(seconds)
+        if sum(self.sleeps) > self.most:
+            raise WaitedTooLong("asked to sleep %r s (%d sleeps, %.1f s in all)" % (seconds, len(self.sleeps), sum(self.sleeps)))
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """The warnings the quotas give the user (the module's result, or the controller's display)."""
+    said = []
+    monkeypatch.setattr(quota_module, "warn", said.append, raising=False)
+    return said
+
+
+def state_dir_names(tempdir):
+    """Every name a state directory of this user is looked for under: a hostile user plants them all."""
+    return [tempdir / "fleetguard-devices-quota", tempdir / ("fleetguard-devices-quota-%d" % os.geteuid())]
+
+
+def victim_file(tempdir):
+    """A file outside the temp dir that a symlink planted in it points at: it must never be written."""
+    victim = tempdir.parent / ("victim-%s" % tempdir.name)
+    victim.write_text("root's own file\n")
+    return victim
+
+
+def local_pacing_holds(quota, fake):
+    """A refused state directory still leaves the quota holding within the process."""
+    for dummy in range(quota.limit + 1):
+        spend(quota)
+    return fake.sleeps == [pytest.approx(quota.window)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a directory to another user")
+def test_a_state_directory_another_user_owns_is_refused_and_its_symlinks_never_followed(private_tempdir, warnings):
+    key = scope_key("hostile", "owner")
+    victim = victim_file(private_tempdir)
+    for planted in state_dir_names(private_tempdir):
+        planted.mkdir(mode=0o755)
+        (planted / (key + ".json")).symlink_to(victim)
+        os.chown(str(planted), 65534, 65534)
+    fake = FakeTime()
+    quota = WindowQuota(2, 1.0, key=key, clock=fake.clock, sleep=fake.sleep)
+    assert local_pacing_holds(quota, fake)
+    assert victim.read_text() == "root's own file\n"
+    assert len(warnings) == 1 and "owned by uid 65534" in warnings[0], warnings
+    assert "not shared" in warnings[0]
+
+
+def test_a_group_or_world_writable_state_directory_is_refused(private_tempdir, warnings):
+    key = scope_key("hostile", "mode")
+    for planted in state_dir_names(private_tempdir):
+        planted.mkdir()
+        os.chmod(str(planted), 0o1777)
+    fake = FakeTime()
+    quota = WindowQuota(2, 1.0, key=key, clock=fake.clock, sleep=fake.sleep)
+    assert local_pacing_holds(quota, fake)
+    assert [os.listdir(str(planted)) for planted in state_dir_names(private_tempdir)] == [[], []]
+    assert len(warnings) == 1 and "group- or world-writable" in warnings[0], warnings
+
+
+def test_a_symlink_in_place_of_the_state_directory_is_refused(private_tempdir, warnings):
+    key = scope_key("hostile", "directory link")
+    elsewhere = private_tempdir / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    for planted in state_dir_names(private_tempdir):
+        planted.symlink_to(elsewhere)
+    fake = FakeTime()
+    quota = WindowQuota(2, 1.0, key=key, clock=fake.clock, sleep=fake.sleep)
+    assert local_pacing_holds(quota, fake)
+    assert os.listdir(str(elsewhere)) == []
+    assert len(warnings) == 1 and "symbolic link" in warnings[0], warnings
+
+
+def test_a_symlink_in_place_of_the_state_file_is_never_followed(private_tempdir, warnings):
+    key = scope_key("hostile", "file link")
+    victim = victim_file(private_tempdir)
+    for planted in state_dir_names(private_tempdir):
+        planted.mkdir(mode=0o700)
+        (planted / (key + ".json")).symlink_to(victim)
+    fake = FakeTime()
+    quota = WindowQuota(2, 1.0, key=key, clock=fake.clock, sleep=fake.sleep)
+    assert local_pacing_holds(quota, fake)
+    assert victim.read_text() == "root's own file\n"
+    assert len(warnings) == 1 and key + ".json" in warnings[0] and "symbolic link" in warnings[0], warnings
+
+
+def test_the_state_directory_is_this_users_own_and_private(private_tempdir, warnings):
+    key = scope_key("private")
+    spend(WindowQuota(2, 1.0, key=key))
+    (directory,) = [planted for planted in state_dir_names(private_tempdir) if planted.exists()]
+    assert directory.name.endswith("-%d" % os.geteuid())
+    assert os.lstat(str(directory)).st_mode & 0o777 == 0o700
+    assert os.lstat(str(directory / (key + ".json"))).st_mode & 0o777 == 0o600
+    assert warnings == []
+
+
+def write_state(key, content):
+    path = quota_module.state_path(key)
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), mode=0o700)
+    with open(path, "wb") as handle:
+        handle.write(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def test_a_pause_further_ahead_than_any_server_asks_is_discarded_not_waited_out(private_tempdir, warnings):
+    key = scope_key("paused an hour")
+    write_state(key, json.dumps({"requests": [], "paused_until": 1000.0 + 3600}))
+    fake = PatientTime(most=5.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == []
+    assert len(warnings) == 1 and "paused_until" in warnings[0] and "discarded" in warnings[0], warnings
+
+
+def test_a_pause_a_server_may_ask_for_is_honoured_from_the_file(private_tempdir, warnings):
+    key = scope_key("paused a while")
+    write_state(key, json.dumps({"requests": [], "paused_until": 1000.0 + 120}))
+    fake = PatientTime(most=200.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == [pytest.approx(120.0)] and warnings == []
+
+
+@pytest.mark.parametrize("entry", [
+    ["started an hour ahead", 10, 1000.0 + 3600, None],
+    ["answered an hour ahead", 10, 999.0, 1000.0 + 3600],
+], ids=lambda entry: entry[0].replace(" ", "-"))
+def test_entries_dated_in_the_future_are_discarded_not_waited_out(private_tempdir, warnings, entry):
+    key = scope_key("future", entry[0])
+    write_state(key, json.dumps({"requests": [entry], "paused_until": 0.0}))
+    fake = PatientTime(most=5.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == []
+    assert len(warnings) == 1 and "in the future" in warnings[0], warnings
+
+
+def test_a_clock_stepped_back_never_makes_a_process_wait_more_than_a_window(warnings):
+    fake = PatientTime(most=5.0, now=100000.0)
+    quota = WindowQuota(1, 1.0, clock=fake.clock, sleep=fake.sleep)
+    spend(quota)
+    fake.now -= 3600
+    spend(quota)
+    assert sum(fake.sleeps) <= 1.0
+    assert len(warnings) == 1 and "in the future" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("content", [
+    '{"requests": [], "paused_until": Infinity}',
+    '{"requests": [], "paused_until": NaN}',
+    '{"requests": [], "paused_until": "soon"}',
+    '{"requests": [], "paused_until": [1]}',
+    '{"requests": [["t", Infinity, 999.0, 999.5]], "paused_until": 0}',
+    '{"requests": [["t", 1e999, 999.0, 999.5]], "paused_until": 0}',
+    '{"requests": [["t", 1, NaN, null]], "paused_until": 0}',
+    '{"requests": [["t", 1, 999.0, -Infinity]], "paused_until": 0}',
+    '{"requests": [["t", 1, "999", null]], "paused_until": 0}',
+    '{"requests": [["t", true, 999.0, 999.5]], "paused_until": 0}',
+    '{"requests": [["t", -5, 999.0, 999.5]], "paused_until": 0}',
+    '{"requests": [["t", 1, 999.0]], "paused_until": 0}',
+    '{"requests": {"t": [1, 999.0, null]}, "paused_until": 0}',
+    '{"requests": [[[[[["t"]]]]]], "paused_until": {"a": {"b": []}}}',
+    '[["t", 1, 999.0, null]]',
+    '"paused"',
+    '12',
+    '{"requests": [["t", 1, 999.0',
+    '[' * 200000,
+    b'\xff\xfe{"requests": []}',
+    '{"requests": [], "paused_until": 0}' + ' ' * (3 * 1024 * 1024),
+], ids=lambda content: (content if isinstance(content, str) else repr(content))[:40])
+def test_a_state_file_not_of_the_expected_shape_is_discarded_with_a_warning(private_tempdir, warnings, content):
+    key = scope_key("corrupt", content[:60])
+    path = write_state(key, content)
+    fake = PatientTime(most=5.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == []
+    assert len(warnings) == 1 and path in warnings[0] and "discarded" in warnings[0], warnings
+    assert len(warnings[0]) < 600
+    with open(path) as handle:
+        rewritten = json.load(handle)
+    assert rewritten["paused_until"] == 0.0 and [entry[1:] for entry in rewritten["requests"]] == [[1, 1000.0, 1000.0]]
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -5.0, 1e300])
+def test_a_pause_the_caller_got_wrong_is_bounded_and_never_written_as_a_non_number(private_tempdir, warnings, seconds):
+    key = scope_key("bad pause", repr(seconds))
+    fake = PatientTime(most=quota_module.MAX_PAUSE)
+    quota = WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep)
+    quota.pause(seconds)
+    quota.observe_usage(seconds)
+    spend(quota)
+    assert sum(fake.sleeps) <= quota_module.MAX_PAUSE
+    with open(quota_module.state_path(key)) as handle:
+        json.loads(handle.read(), parse_constant=pytest.fail)
+
+
+@pytest.mark.parametrize("content", [
+    '{"requests": [], "paused_until": 1%s}' % ("0" * 400),
+    '{"requests": [], "paused_until": -1%s}' % ("0" * 400),
+    '{"requests": [["t", 1, 1%s, null]], "paused_until": 0}' % ("0" * 400),
+    '{"requests": [["t", 1, 999.0, 1%s]], "paused_until": 0}' % ("0" * 400),
+], ids=["paused-until", "paused-until-negative", "started", "answered"])
+def test_an_integer_too_large_for_a_time_is_discarded_with_a_warning_not_raised(private_tempdir, warnings, content):
+    key = scope_key("huge integer", content)
+    path = write_state(key, content)
+    fake = PatientTime(most=5.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == []
+    assert len(warnings) == 1 and path in warnings[0] and "discarded" in warnings[0], warnings
+    assert len(warnings[0]) < 600
+
+
+@pytest.mark.parametrize("cost", [11, 1000000])
+def test_an_entry_costing_more_than_the_whole_window_is_discarded_not_waited_for(private_tempdir, warnings, cost):
+    # No healthy run writes it, and in flight it would hold every start back until it turned stale.
+    key = scope_key("costs more than the limit", cost)
+    write_state(key, json.dumps({"requests": [["a", cost, 1000.0, None]], "paused_until": 0}))
+    fake = PatientTime(most=5.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == []
+    assert len(warnings) == 1 and "more than the limit of 10" in warnings[0], warnings
+
+
+def test_an_entry_costing_the_whole_window_is_kept(private_tempdir, warnings):
+    key = scope_key("costs the limit")
+    write_state(key, json.dumps({"requests": [["a", 10, 1000.0, 1000.0]], "paused_until": 0}))
+    fake = PatientTime(most=5.0)
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert fake.sleeps == [pytest.approx(1.0)] and warnings == []
+
+
+def test_a_healthy_run_never_writes_an_entry_costing_more_than_the_limit(private_tempdir, warnings):
+    # What one process writes, the next must not take for forged: a start costing more than the whole window
+    # waits for an empty window and fills it; a server's count over the limit fills the window, no more.
+    key = scope_key("healthy costs")
+    fake = PatientTime(most=5.0)
+    quota = WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep)
+    spend(quota, 25)
+    quota.observe_usage(1.8)
+    with open(quota_module.state_path(key)) as handle:
+        assert max(entry[1] for entry in json.load(handle)["requests"]) <= 10
+    spend(WindowQuota(10, 1.0, key=key, clock=fake.clock, sleep=fake.sleep), fake=fake)
+    assert warnings == []
+
+
+def test_each_look_of_a_start_waits_at_most_one_window(private_tempdir, warnings):
+    # A request of a process that died stays in flight until STALE_AFTER: the start waiting for it looks again
+    # at least once a window, never sleeps the whole STALE_AFTER at once.
+    fake = FakeTime()
+    quota = WindowQuota(2, 1.0, clock=fake.clock, sleep=fake.sleep)
+    quota.acquire(2)  # never released
+    spend(quota)
+    assert max(fake.sleeps) <= 1.0
+    assert sum(fake.sleeps) == pytest.approx(quota_module.STALE_AFTER + 1.0, abs=0.05)

@@ -181,6 +181,7 @@ def test_validate_certs_false_holds_when_a_ca_bundle_is_in_the_environment(tls_s
 
 @pytest.mark.parametrize("options, named", [
     (dict(timeout=0), "timeout"), (dict(timeout=-1), "timeout"), (dict(max_retries=-3), "max_retries"),
+    (dict(timeout=float("nan")), "timeout"), (dict(timeout=float("inf")), "timeout"),
 ])
 def test_numeric_options_out_of_range_are_refused(options, named):
     with pytest.raises(InputError) as caught:
@@ -237,9 +238,48 @@ def test_path_segment_cannot_escape_its_segment(value, expected):
     ({"x-ogw-ratelimit-reset": "1"}, 1.0),
     ({"Retry-After": "soon"}, None),
     ({}, None),
-])
+    ({"Retry-After": "nan", "x-ogw-ratelimit-reset": "2"}, 2.0),
+    ({"Retry-After": "NaN"}, None),
+    ({"Retry-After": "-5"}, None),
+    ({"Retry-After": -5}, 0.0),
+    ({"Retry-After": {"nested": [1]}}, None),
+    ({"Retry-After": ["3"]}, None),
+    ({"Retry-After": True}, None),
+    ({"Retry-After": 2}, 2.0),
+    ({"Retry-After": "Fri, 31 Dec 99999 23:59:59 GMT"}, None),
+    ({"x-ogw-ratelimit-reset": "-Infinity"}, None),
+], ids=repr)
 def test_retry_after_parsing(headers, expected):
     assert retry_after_seconds(headers) == expected
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"retry-after": "10"}, 10.0),
+    ({"RETRY-AFTER": "0.249"}, 0.249),
+    ({"X-Ogw-Ratelimit-Reset": "2"}, 2.0),
+    ({"retry-after": "Fri, 31 Dec 99999 23:59:59 GMT", "X-OGW-RATELIMIT-RESET": "4"}, 4.0),
+], ids=repr)
+def test_a_batch_parts_headers_are_read_whatever_their_case(headers, expected):
+    # A $batch part's headers are a plain JSON object; HTTP header names are case-insensitive.
+    assert retry_after_seconds(headers) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "1_0", "\u0661\u0660", "\uff11\uff10", "\u0967\u0966", "1e1", "+10", "-5", ".5", "5.", "0x10", "1 0",
+    "Infinity", "-Infinity", "1e999", "inf",
+    "Fri, \u0663\u0661 Dec 2099 23:59:59 GMT", "Fri, 3_1 Dec 2099 23:59:59 GMT",
+], ids=ascii)
+def test_a_retry_after_is_read_only_in_the_shapes_http_allows(value):
+    # delay-seconds is 1*DIGIT in ASCII (Graph adds decimals); Python's float() takes far more.
+    assert retry_after_seconds({"Retry-After": value}) is None
+    assert retry_after_seconds({"x-ogw-ratelimit-reset": value}) is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("10", 10.0), (" 10 ", 10.0), ("0.249", 0.249), ("0", 0.0), ("1" + "0" * 400, 1e9),
+], ids=ascii)
+def test_a_retry_after_in_ascii_digits_is_read(value, expected):
+    assert retry_after_seconds({"Retry-After": value}) == expected
 
 
 @pytest.mark.parametrize("value", [
@@ -260,8 +300,51 @@ def test_a_header_value_requests_refuses_is_named_by_its_header_never_quoted(scr
     ({"x-ms-throttle-limit-percentage": "high"}, None),
     ({"x-ms-throttle-limit-percentage": "nan"}, None),
     ({"x-ms-throttle-limit-percentage": "-1"}, None),
+    ({"x-ms-throttle-limit-percentage": "1e999"}, None),
+    ({"x-ms-throttle-limit-percentage": "-inf"}, None),
+    ({"x-ms-throttle-limit-percentage": ["0.9"]}, None),
+    ({"x-ms-throttle-limit-percentage": True}, None),
     ({}, None),
     (None, None),
 ])
 def test_the_servers_share_of_a_window_is_read_only_when_it_is_a_plain_number(headers, share):
     assert server_usage(headers) == share
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "1" + "0" * 300, "181"], ids=len)
+def test_a_retry_after_without_end_fails_clearly_instead_of_stalling_or_crashing(scripted_server, value):
+    for name in ("Retry-After", "x-ogw-ratelimit-reset"):
+        scripted_server.script = [(429, {name: value}, {})]
+        transport, sleeps = make_transport(scripted_server)
+        with pytest.raises(TransientError) as caught:
+            transport.request("GET", "/x")
+        assert "more than the 180 s a task waits" in str(caught.value)
+        assert sleeps == []
+
+
+@pytest.mark.parametrize("value", ["nan", "-1e999", "-30", "1e999", "Infinity", "1_0"])
+def test_a_retry_after_that_is_no_wait_never_stalls(scripted_server, value):
+    scripted_server.script = [(429, {"Retry-After": value}, {}), (200, {}, {})]
+    transport, sleeps = make_transport(scripted_server, backoff_cap=0.01)
+    assert transport.request("GET", "/x").status == 200
+    assert len(sleeps) == 1 and 0.0 <= sleeps[0] <= 0.1
+
+
+def test_a_throttled_request_pauses_its_quota_no_longer_than_the_cap(scripted_server):
+    scripted_server.script = [(429, {"Retry-After": "180"}, {}), (200, {}, {})]
+    now = [1000.0]
+    sleeps = Sleeps()
+
+    def sleep(seconds):
+        sleeps(seconds)
+        now[0] += seconds
+
+    transport = HttpTransport(scripted_server.url, timeout=5, sleep=sleep, wall_clock=lambda: now[0])
+    quota = transport.quota(10, 1.0)
+    assert transport.request("GET", "/x", quota=quota).status == 200
+    assert len(sleeps) == 1 and 180.0 <= sleeps[0] <= quota.max_pause
+
+
+def test_backoff_stays_within_its_cap_after_any_number_of_attempts():
+    transport = HttpTransport("http://127.0.0.1:1", timeout=5, max_retries=5000, backoff_cap=2.0)
+    assert all(0.0 <= transport.backoff(attempt) <= 2.0 for attempt in (0, 10, 1100, 5000))

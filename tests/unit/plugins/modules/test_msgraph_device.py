@@ -2,6 +2,7 @@
 
 import pytest
 
+from ansible_collections.fleetguard.devices.plugins.module_utils import device_task
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, LookupFailure
 from ansible_collections.fleetguard.devices.plugins.modules import msgraph_device
 
@@ -230,3 +231,39 @@ def test_beta_user_scoped_rome_properties_are_not_refused_on_other_platforms(fak
     module = fake_module(params(id=[owned[0]], name="Ana's phone", api_version="beta", user=user["id"]))
     result = msgraph_device.run(module, slow_client(graph_sandbox, 5, "beta"))
     assert not result["failed"] and result["devices"][0]["name"] == "Ana's phone"
+
+
+@pytest.mark.parametrize("operating_system", ["Windows Server", None])
+def test_check_mode_says_uncertain_where_graphs_app_only_rule_does_not_place_the_device(
+        fake_module, graph_sandbox, graph_client, operating_system, monkeypatch):
+    warned = []
+    # Outside a module process ansible-core prints a warning at once; here it is recorded.
+    monkeypatch.setattr(device_task, "warn", warned.append)
+    server, pc = windows_ids(graph_sandbox, 2, accountEnabled=True)
+    with graph_sandbox.lock:
+        graph_sandbox.devices[server]["operatingSystem"] = operating_system
+    check = msgraph_device.run(fake_module(params(id=[server, pc], account_enabled=False), check_mode=True), graph_client)
+    assert [o["outcome"] for o in check["outcomes"]] == ["uncertain", "changed"]
+    assert check["changed_devices"] == [pc], "check mode promised a write Graph may refuse"
+    assert "does not say whether this one counts" in check["outcomes"][0]["reason"]
+    # A prediction it cannot make does not fail an audit; it is said as a warning.
+    assert not check["failed"]
+    assert any(server in warning and "check mode cannot say" in warning for warning in warned)
+    assert patches(graph_sandbox) == []
+
+    # The real run sends it, and reports Graph's answer for that device; the other device is done.
+    run = msgraph_device.run(fake_module(params(id=[server, pc], account_enabled=False)), graph_client)
+    assert [o["outcome"] for o in run["outcomes"]] == ["failed", "changed"]
+    assert "can be modified only on windows devices" in run["outcomes"][0]["reason"]
+    assert graph_sandbox.devices[server]["accountEnabled"] is True
+
+
+def test_check_mode_promises_a_tag_on_any_operating_system(fake_module, graph_sandbox, graph_client):
+    server = windows_ids(graph_sandbox, 1)[0]
+    with graph_sandbox.lock:
+        graph_sandbox.devices[server]["operatingSystem"] = "Windows Server"
+    tag = {"extensionAttribute4": "server"}
+    check = msgraph_device.run(fake_module(params(id=[server], extension_attributes=tag), check_mode=True), graph_client)
+    assert check["outcomes"][0]["outcome"] == "changed"
+    run = msgraph_device.run(fake_module(params(id=[server], extension_attributes=tag)), graph_client)
+    assert run["outcomes"][0]["outcome"] == "changed" and len(patches(graph_sandbox)) == 1
