@@ -1,4 +1,4 @@
-"""The audit role's baseline edge cases (issue 8, item 13), through real ansible-playbook against the sandboxes:
+"""The audit role's baseline edge cases, through real ansible-playbook against the sandboxes:
 one device asked for two states, CSV rows of empty cells and with cells beyond the header, and an audit in which
 every entry errored. The audit never writes to either directory, whatever the baseline says.
 """

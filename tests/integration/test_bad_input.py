@@ -1,5 +1,5 @@
 """The bad-input corpus: what a careless user, an attacker and a broken server send, through real ansible-playbook
-against the emulators (and small recorders) on 127.0.0.1, and the defects of issue 8 that a playbook can show.
+against the emulators (and small recorders) on 127.0.0.1, and the edge-case defects that a playbook can show.
 
 Every case of a table below is one task of one ansible-playbook run per table (start-up dominates, so a table
 is one run). Each case must fail with a clear message that names the bad value (cut, never echoed whole, when it
@@ -756,7 +756,7 @@ def test_malformed_answers_fail_naming_the_answer_and_nothing_is_written(feishu,
     assert recorder.requests == [], "a redirect was followed: %s" % recorder.requests
 
 
-# --- the defects of issue 8 that need a setup of their own --------------------------------------------------------
+# --- edge-case defects that need a setup of their own -----------------------------------------------------------------
 
 
 def one_task(name, module, args, **keywords):
