@@ -81,7 +81,7 @@ def _parse_time(text):
     A time of that shape that is no time (month 13, a year-1 time moved before year 1) raises ValueError."""
     if not isinstance(text, str) or not text:
         return None
-    match = re.match(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", text)
+    match = re.match(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?$", text)
     if not match:
         return None
     moment = datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
@@ -97,7 +97,7 @@ def _parse_time(text):
 
 def _parse_day(text):
     try:
-        if isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        if isinstance(text, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text.strip()):
             return datetime.datetime.strptime(text.strip(), "%Y-%m-%d").date()
     except ValueError:
         pass

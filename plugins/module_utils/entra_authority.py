@@ -13,11 +13,10 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, answer_text, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, answer_text, finite_number, shown
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import GUID
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import (
     MAX_LIFETIME,
-    finite_number,
     lifetime_problem,
     lifetime_seconds,
 )

@@ -13,6 +13,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
+import re
+
 
 # Longest value a message repeats whole: an identifier of 10,000 characters must not flood the log.
 SHOWN_MAX = 80
@@ -45,6 +48,29 @@ def answer_text(value):
     """A field of an answer (an error's message, code or request id) as a message shows it: None when the answer
     has none (absent or empty), else shown_text()."""
     return shown_text(value) if value not in (None, "") else None
+
+
+# A number as text in an answer: ASCII digits, a sign, decimals. float() also takes "1_0", "1e1", "inf", "nan" and
+# digits of other scripts ("\u0661\u0660" is 10), none of which a server means as a number.
+NUMBER_TEXT = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?\Z")
+
+
+def finite_number(value, text=True):
+    """A number an answer, a header or a state file holds, as a finite float; with `text`, a string of one too.
+    Raises ValueError for anything else: a boolean, NaN, an infinity (JSON's 1e999), an integer too large for a
+    float, text that is not plain ASCII digits."""
+    if isinstance(value, str) and text:
+        if not NUMBER_TEXT.match(value.strip()):
+            raise ValueError("not a number")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("too large")
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    return number
 
 
 def body_kind(body, object_kind):

@@ -44,7 +44,7 @@ import uuid
 
 from ansible.module_utils.common.warnings import warn
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import finite_number, shown
 
 try:
     import fcntl
@@ -378,12 +378,12 @@ def _parse(data):
 
 
 def _is_time(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
+    # A JSON number only; JSON integers have no bound, and one of 400 digits is no float, and no time.
     try:
-        return math.isfinite(value)
-    except OverflowError:  # JSON integers have no bound: one of 400 digits is no float, and no time
+        finite_number(value, text=False)
+    except ValueError:
         return False
+    return True
 
 
 def _is_request(entry):

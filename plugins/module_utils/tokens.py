@@ -13,12 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import math
 import re
 import threading
 import time
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, finite_number, shown
 
 # Renew a token this many seconds before the issuer says it expires.
 EXPIRY_MARGIN = 300
@@ -31,20 +30,6 @@ TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
 # lifetimes), managed identity tokens about a day, Feishu's tenant_access_token two hours. A longer one is a broken
 # answer, not a token to keep for years.
 MAX_LIFETIME = 7 * 24 * 3600
-
-
-def finite_number(value):
-    """A number from an answer, or a string of one, as a finite float. Raises ValueError for anything else: a
-    boolean, NaN, an infinity (JSON's 1e999), an integer too large for a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError("not a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError("too large")
-    if not math.isfinite(number):
-        raise ValueError("not finite")
-    return number
 
 
 def lifetime_seconds(value):

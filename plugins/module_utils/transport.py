@@ -39,7 +39,14 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError, shown, shown_text
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
+    ApiError,
+    InputError,
+    TransientError,
+    finite_number,
+    shown,
+    shown_text,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import WindowQuota
 
 USER_AGENT = "fleetguard.devices/0.1.0"
@@ -147,12 +154,9 @@ def _seconds_until(text, now):
 
 def server_usage(headers):
     """The share of its limit the server says the request's quota window holds (USAGE_HEADER), or None."""
-    value = header_value(headers, USAGE_HEADER)
-    if isinstance(value, bool):
-        return None
     try:
-        share = float(value)
-    except (TypeError, ValueError, OverflowError):
+        share = finite_number(header_value(headers, USAGE_HEADER))
+    except ValueError:
         return None
     return share if 0.0 < share < 100.0 else None
 

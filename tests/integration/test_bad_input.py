@@ -1124,3 +1124,16 @@ def test_15_lsa_info_has_the_apis_format(feishu, playbook):
     assert lines
     pattern = r"\d{19},(在线|离线),\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC,\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC,v\d+\.\d+\.\d+"
     assert [line for line in lines if not re.fullmatch(pattern, line)] == []
+
+
+def test_an_audit_into_an_existing_shared_report_folder_keeps_its_mode(feishu, playbook, tmp_path):
+    # A report folder such as /tmp (mode 1777) made 0755 would lock every other user out of it.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    baseline = [{"device_record_id": two_records(feishu, 1)[0], "device_status": "trusted"}]
+    run = playbook(AUDIT_TASK, play_vars=audit_vars(feishu, tmp_path, audit_baseline=baseline,
+                                                    audit_report_dir=str(shared)), module_defaults=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (shared / "drift-report.json").exists()
+    assert oct(shared.stat().st_mode & 0o7777) == oct(0o1777)

@@ -555,3 +555,16 @@ def test_the_html_report_renders_in_headless_chromium(stale, graph, tmp_path):
     with open(shot, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 30000  # a blank page compresses to a few kB
+
+
+def test_an_existing_shared_report_folder_keeps_its_mode(stale, graph, tmp_path):
+    # A report folder such as /tmp (mode 1777) made 0755 would lock every other user out of it.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+
+    run = stale.run({"stale_devices_report_dir": str(shared)})
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (shared / "stale-devices.json").exists()
+    assert oct(shared.stat().st_mode & 0o7777) == oct(0o1777)

@@ -84,6 +84,7 @@ def test_scope_literals_are_quoted_for_odata_and_every_trust_type_means_no_claus
     (dict(tag_attribute="extensionAttribute16"), "stale_devices_tag_attribute must be one of"),
     (dict(tag_prefix=""), "stale_devices_tag_prefix must be a non-empty string"),
     (dict(as_of="28.11.2026"), "stale_devices_as_of must be a date"),
+    (dict(as_of="\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0668"), "stale_devices_as_of must be a date"),
     (dict(mode="disable", as_of="2026-12-29"), "a disable run takes its tag dates and grace periods from it"),
     (dict(exclude_extension_attributes={"extensionAttribute99": "keep"}), "must be one of extensionAttribute1"),
     (dict(include_never_signed_in="yes"), "stale_devices_include_never_signed_in must be true or false"),

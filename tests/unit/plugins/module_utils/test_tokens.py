@@ -78,9 +78,11 @@ def test_threads_that_see_the_same_rejection_fetch_one_new_token():
     ("t-canary-token-5e1f", "NaN", "its lifetime 'NaN' is not a number of seconds"),
     ("t-canary-token-5e1f", int("9" * 400), "its lifetime 99999999"),
     ("t-canary-token-5e1f", 3 * 365 * 86400, "its lifetime 94608000 is not a number of seconds"),
+    ("t-canary-token-5e1f", "\u0667\u0662\u0660\u0660", "is not a number of seconds"),
+    ("t-canary-token-5e1f", "7_200", "its lifetime '7_200' is not a number of seconds"),
 ], ids=["token-object", "token-number", "no-token", "empty-token", "token-with-a-line-break", "lifetime-a-word",
         "lifetime-an-object", "lifetime-a-boolean", "lifetime-negative", "lifetime-infinite", "lifetime-nan",
-        "lifetime-a-400-digit-integer", "lifetime-3-years"])
+        "lifetime-a-400-digit-integer", "lifetime-3-years", "lifetime-other-digits", "lifetime-underscore"])
 def test_an_unusable_token_answer_fails_naming_what_is_wrong_never_the_token(token, lifetime, named):
     cache = TokenCache(fetch=lambda: (token, lifetime), clock=lambda: 0.0)
     with pytest.raises(ApiError) as caught:

@@ -304,6 +304,8 @@ def test_a_header_value_requests_refuses_is_named_by_its_header_never_quoted(scr
     ({"x-ms-throttle-limit-percentage": "-inf"}, None),
     ({"x-ms-throttle-limit-percentage": ["0.9"]}, None),
     ({"x-ms-throttle-limit-percentage": True}, None),
+    ({"x-ms-throttle-limit-percentage": "\u0660.\u0669"}, None),
+    ({"x-ms-throttle-limit-percentage": "0_9"}, None),
     ({}, None),
     (None, None),
 ])
