@@ -17,6 +17,7 @@ __metaclass__ = type
 import base64
 import json
 import os
+import re
 import stat
 import time
 import uuid
@@ -27,7 +28,16 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import I
 MAX_CREDENTIAL_FILE = 1 << 20
 # Entra refuses smaller RSA keys ("AADSTS700027: RSA key size 1024 is less than the minimum required 2048 bits").
 MIN_RSA_KEY_BITS = 2048
+# Largest RSA key loaded: Entra names no maximum, and a larger key costs minutes of CPU to load or check.
+MAX_RSA_KEY_BITS = 16384
+# A PEM private key block larger than this holds no RSA key of MAX_RSA_KEY_BITS (about 12.7 KB as PKCS#8 PEM):
+# it is refused before cryptography spends minutes on it.
+MAX_KEY_BLOCK = 16 << 10
+PRIVATE_KEY_BLOCK = re.compile(br"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----(.*?)-----END \1PRIVATE KEY-----", re.S)
 PFX_HINT = "a PFX / PKCS#12 file must be converted first: openssl pkcs12 -in app.pfx -nodes -out app.pem"
+OPENSSH_HINT = "convert it to PEM first: ssh-keygen -p -m PEM -f <copy of the key>"
+# A JWT in compact form: three base64url parts joined by dots (https://www.rfc-editor.org/rfc/rfc7519#section-3).
+JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\Z")
 
 
 def _b64url(raw):
@@ -41,19 +51,26 @@ def shown_path(path):
 
 def read_credential_file(path, option):
     """The bytes of the small regular file an option names. A symlink is followed (Kubernetes projects tokens
-    through ..data links); a directory, a FIFO or a device is refused before anything is read from it. The file
-    is opened without blocking and what was opened is what is checked, so no path swapped in between can block."""
+    through ..data links). A directory, a FIFO, a socket or a device is refused before it is opened (opening a
+    FIFO or a device acts on it); the file is then opened without blocking, and what was opened must be the file
+    looked at, so no path swapped in between can block or be read."""
+    if not isinstance(path, str) or "\0" in path:
+        raise InputError("%s %s is not a file path" % (option, shown_path(path)))
     try:
+        seen = os.stat(path)
+        if not stat.S_ISREG(seen.st_mode):
+            raise InputError("%s %s is not a regular file" % (option, shown_path(path)))
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         try:
-            regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
-            content = _read_at_most(descriptor, MAX_CREDENTIAL_FILE + 1) if regular else None
+            opened = os.fstat(descriptor)
+            same = (opened.st_dev, opened.st_ino) == (seen.st_dev, seen.st_ino) and stat.S_ISREG(opened.st_mode)
+            content = _read_at_most(descriptor, MAX_CREDENTIAL_FILE + 1) if same else None
         finally:
             os.close(descriptor)
     except (IOError, OSError) as exc:
         raise InputError("cannot read %s %s: %s" % (option, shown_path(path), exc.strerror))
     if content is None:
-        raise InputError("%s %s is not a regular file" % (option, shown_path(path)))
+        raise InputError("%s %s was replaced while it was read" % (option, shown_path(path)))
     if len(content) > MAX_CREDENTIAL_FILE:
         raise InputError("%s %s is larger than %d bytes" % (option, shown_path(path), MAX_CREDENTIAL_FILE))
     return content
@@ -70,17 +87,50 @@ def _read_at_most(descriptor, size):
     return b"".join(chunks)
 
 
+def federated_token(path):
+    """The token a federated_token_file holds, checked to be a JWT before it is sent anywhere: any other file
+    (a private key, /proc/self/environ) would otherwise be posted to the token endpoint. The content is never
+    shown: it may be a working credential."""
+    content = read_credential_file(path, "federated_token_file")
+    try:
+        # A byte-order mark or a line break at either end is the file's, not the token's.
+        token = content.decode("ascii" if not content.startswith(b"\xef\xbb\xbf") else "utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise InputError("federated_token_file %s is not text (a JWT)" % shown_path(path))
+    if not token:
+        raise InputError("federated_token_file %s is empty" % shown_path(path))
+    if not JWT.match(token):
+        raise InputError("federated_token_file %s does not hold a JWT (three base64url parts joined by dots, on one"
+                         " line); nothing was sent" % shown_path(path))
+    return token
+
+
 def key_kind(key):
     """The private key's type as a message names it ("an EC (secp256r1) key"), never its material."""
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 
     if isinstance(key, rsa.RSAPrivateKey):
         return "a %d-bit RSA key" % key.key_size
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return "an EC (%s) key" % key.curve.name
     names = ((ed25519.Ed25519PrivateKey, "an Ed25519 key"), (ed448.Ed448PrivateKey, "an Ed448 key"),
-             (dsa.DSAPrivateKey, "a DSA key"))
+             (dsa.DSAPrivateKey, "a DSA key"), (x25519.X25519PrivateKey, "an X25519 key"),
+             (x448.X448PrivateKey, "an X448 key"))
     return next((name for kind, name in names if isinstance(key, kind)), "a %s" % type(key).__name__)
+
+
+def _load_private_key(pem, password):
+    """cryptography's PEM loader. RSA keys are not checked for consistency while loading: the check costs minutes
+    for large keys, and a key that does not match its certificate is refused by _certificate_of_key anyway."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return serialization.load_pem_private_key(pem, password=password, unsafe_skip_rsa_key_validation=True)
+    except TypeError as exc:
+        if "unsafe_skip_rsa_key_validation" not in str(exc):
+            raise
+        # cryptography before 39 has no such argument.
+        return serialization.load_pem_private_key(pem, password=password)
 
 
 class ClientCertificate:
@@ -111,26 +161,35 @@ class ClientCertificate:
             raise self._refuse("is empty")
         if b"-----BEGIN " not in pem:
             raise self._refuse("is not PEM; it must hold the app's private key, then its certificate (%s)" % PFX_HINT)
+        if b"-----BEGIN OPENSSH PRIVATE KEY-----" in pem:
+            raise self._refuse("holds an OpenSSH private key; %s" % OPENSSH_HINT)
+        if any(len(block.group(2)) > MAX_KEY_BLOCK for block in PRIVATE_KEY_BLOCK.finditer(pem)):
+            raise self._refuse("holds a private key larger than any RSA key of %d bits" % MAX_RSA_KEY_BITS)
         if b"PRIVATE KEY-----" not in pem:
             raise self._refuse("holds no private key; it must hold the app's private key, then its certificate")
         if b"-----BEGIN CERTIFICATE-----" not in pem:
             raise self._refuse("holds no certificate; it must hold the app's private key, then its certificate")
 
     def _private_key(self, pem, password):
-        from cryptography.hazmat.primitives import serialization
-
+        if password is not None and not isinstance(password, str):
+            raise InputError("client_certificate_password must be text, not %s (quote it in YAML)"
+                             % type(password).__name__)
         try:
-            return serialization.load_pem_private_key(pem, password=password.encode() if password else None)
+            return _load_private_key(pem, password.encode("utf-8") if password else None)
         except TypeError:
-            if not password:
+            if password is None:
                 raise self._refuse("holds an encrypted private key: set client_certificate_password")
+            if not password:
+                raise self._refuse("holds a private key encrypted with an empty password, which cryptography cannot"
+                                   " decrypt: encrypt it with a password, or not at all")
             # A password for a key that is not encrypted (a credential type that always injects one) is not needed.
-            return serialization.load_pem_private_key(pem, password=None)
+            return _load_private_key(pem, None)
         except ValueError as exc:
+            # cryptography's message says what it could not do (a wrong password, an unknown cipher), never the key.
+            reason = str(exc).partition(". ")[0]
             if password:
-                raise self._refuse("holds a private key that client_certificate_password does not decrypt")
-            # cryptography's message says what it could not parse, never the key.
-            raise self._refuse("holds a private key this collection cannot read (%s)" % str(exc).partition(". ")[0])
+                raise self._refuse("holds a private key that client_certificate_password does not decrypt (%s)" % reason)
+            raise self._refuse("holds a private key this collection cannot read (%s)" % reason)
 
     def _check_signing_key(self):
         """Entra takes client assertions signed RS256 or PS256, that is with an RSA key of 2048 bits or more
@@ -144,6 +203,9 @@ class ClientCertificate:
         if self.key.key_size < MIN_RSA_KEY_BITS:
             raise self._refuse("holds %s; Entra ID refuses RSA keys under %d bits"
                                % (key_kind(self.key), MIN_RSA_KEY_BITS))
+        if self.key.key_size > MAX_RSA_KEY_BITS:
+            raise self._refuse("holds %s; keys over %d bits are refused (they cost minutes to use)"
+                               % (key_kind(self.key), MAX_RSA_KEY_BITS))
 
     def _certificate_of_key(self, pem):
         """The certificate of the private key (the file may hold a chain in any order): Entra finds the app's
@@ -159,7 +221,12 @@ class ClientCertificate:
         spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         wanted = self.key.public_key().public_bytes(*spki)
         for certificate in certificates:
-            if certificate.public_key().public_bytes(*spki) == wanted:
+            try:
+                public_bytes = certificate.public_key().public_bytes(*spki)
+            except Exception:  # pylint: disable=broad-except
+                # A chain certificate whose key cryptography cannot read (an unsupported curve) is not the app's.
+                continue
+            if public_bytes == wanted:
                 return certificate
         raise self._refuse("holds a key that is not the private key of the certificate it holds")
 

@@ -37,8 +37,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.credential_files import (
     ClientCertificate,
-    read_credential_file,
-    shown_path,
+    federated_token,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import (
     check_tenant_id,
@@ -128,15 +127,8 @@ class WorkloadIdentityCredential(AuthorityCredential):
         self.token_file = token_file
 
     def proof(self):
-        content = read_credential_file(self.token_file, "federated_token_file")
-        try:
-            assertion = content.decode("ascii").strip()
-        except UnicodeDecodeError:
-            # A JWT is ASCII; the content itself is never shown (it may be a working credential).
-            raise InputError("federated_token_file %s is not text (a JWT)" % shown_path(self.token_file))
-        if not assertion:
-            raise InputError("federated_token_file %s is empty" % shown_path(self.token_file))
-        return dict(client_assertion_type=CLIENT_ASSERTION_TYPE, client_assertion=assertion)
+        # Read anew for every token: the projected token rotates.
+        return dict(client_assertion_type=CLIENT_ASSERTION_TYPE, client_assertion=federated_token(self.token_file))
 
 
 class ManagedIdentityCredential:

@@ -79,14 +79,18 @@ MSGRAPH_CONNECTION_OPTIONS = {
         description=[
             "PEM file holding the private key and the certificate registered on the app, used instead of"
             " O(client_secret): it signs a client assertion (RS256, with C(x5t) and C(x5t#S256)).",
-            "Entra ID takes only RSA keys of 2048 bits or more; another key type, a shorter key or a PFX / PKCS#12"
-            " file is refused before any request, naming what the file holds.",
+            "Entra ID takes only RSA keys of 2048 bits or more (this collection loads at most 16384 bits); another key"
+            " type, a shorter or longer key, an OpenSSH key or a PFX / PKCS#12 file is refused before any request,"
+            " naming what the file holds.",
             "Needs the Python library C(cryptography) (a dependency of ansible-core) on the host that calls Graph.",
         ],
     ),
     "client_certificate_password": dict(
         type="str", no_log=True, env=["AZURE_CLIENT_CERTIFICATE_PASSWORD"],
-        description="Password of the private key in O(client_certificate_path), if it is encrypted.",
+        description=[
+            "Password of the private key in O(client_certificate_path), if it is encrypted.",
+            "Quote it in YAML: an unquoted C(0123) is read as a number.",
+        ],
     ),
     "federated_token_file": dict(
         type="path", env=["AZURE_FEDERATED_TOKEN_FILE"],
@@ -94,6 +98,7 @@ MSGRAPH_CONNECTION_OPTIONS = {
             "Workload identity federation: a file holding a token from an identity provider the app registration"
             " trusts (a Kubernetes or OpenShift service account token projected into the pod), sent as the client"
             " assertion with O(tenant_id) and O(client_id). It is read again for every new token, as it rotates.",
+            "A file that holds no JWT (three base64url parts joined by dots) is refused before anything is sent.",
         ],
     ),
     "access_token": dict(

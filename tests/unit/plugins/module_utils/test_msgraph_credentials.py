@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from ansible_collections.fleetguard.devices.plugins.module_utils.credential_files import ClientCertificate
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, AuthenticationError, InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import (
     CertificateCredential,
@@ -30,7 +31,7 @@ def params(**kwargs):
 
 def test_auto_takes_the_secret_before_a_certificate_and_a_federated_token(tmp_path):
     token_file = tmp_path / "token"
-    token_file.write_text("eyJ.federated")
+    token_file.write_text("eyJ.federated.sig")
     chosen = select_credential(params(client_secret="s", federated_token_file=str(token_file)), GRAPH,
                                "https://login", environ={})
     assert isinstance(chosen, ClientSecretCredential)
@@ -57,15 +58,15 @@ def test_a_forced_source_without_its_options_names_what_is_missing():
 
 def test_a_federated_token_is_the_client_assertion_and_is_read_again_for_each_token(scripted_server, tmp_path):
     token_file = tmp_path / "token"
-    token_file.write_text("eyJ.first\n")
+    token_file.write_text("eyJ.first.sig\n")
     scripted_server.script = [TOKEN_OK, TOKEN_OK]
     credential = WorkloadIdentityCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default", str(token_file))
     transport = HttpTransport(timeout=5)
     assert credential.fetch(transport) == ("eyJ.app.token", 3599)
-    token_file.write_text("eyJ.rotated")
+    token_file.write_text("eyJ.rotated.sig")
     credential.fetch(transport)
     forms = [parse_qs(request[3]) for request in scripted_server.requests]
-    assert [form["client_assertion"] for form in forms] == [["eyJ.first"], ["eyJ.rotated"]]
+    assert [form["client_assertion"] for form in forms] == [["eyJ.first.sig"], ["eyJ.rotated.sig"]]
     assert forms[0]["client_assertion_type"] == ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]
     assert "client_secret" not in forms[0]
 
@@ -80,7 +81,7 @@ def test_an_unreadable_federated_token_file_is_an_input_error(tmp_path):
 
 def test_a_refused_assertion_names_the_kind_of_credential_and_never_the_assertion(scripted_server, tmp_path):
     token_file = tmp_path / "token"
-    token_file.write_text("eyJ.secret-assertion")
+    token_file.write_text("eyJ.secret-assertion.sig")
     scripted_server.script = [(400, {}, {"error": "invalid_client", "error_codes": [700213],
                                          "error_description": "AADSTS700213: No matching federated identity record"})]
     credential = WorkloadIdentityCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default", str(token_file))
@@ -372,7 +373,7 @@ def test_a_federated_token_file_that_holds_no_token_is_named_never_its_content(t
 
 def test_a_federated_token_file_behind_kubernetes_symlinks_is_read(scripted_server, tmp_path):
     (tmp_path / "..2026_12_07").mkdir()
-    (tmp_path / "..2026_12_07" / "token").write_text("eyJ.projected")
+    (tmp_path / "..2026_12_07" / "token").write_text("eyJ.projected.sig")
     os.symlink("..2026_12_07", str(tmp_path / "..data"))
     os.symlink("..data/token", str(tmp_path / "token"))
     scripted_server.script = [TOKEN_OK]
@@ -468,3 +469,94 @@ def test_an_authority_host_without_a_scheme_is_named_before_any_request():
     with pytest.raises(InputError) as caught:
         select_credential(params(client_secret="s"), GRAPH, "login.microsoftonline.com", environ={})
     assert "authority_host 'login.microsoftonline.com' is not an http(s) URL" in str(caught.value)
+
+
+# What a hostile file or environment hands the certificate and federated token readers.
+
+@pytest.mark.parametrize("content", [
+    b"-----BEGIN PRIVATE KEY-----\nMIIEvgIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+    b"GRPC_TRACE=x\x00AZURE_AUTHORITY_HOST=http://127.0.0.1\x00",
+    b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0\n.c2ln\n",
+], ids=["a-private-key", "an-environment", "a-token-wrapped-onto-lines"])
+def test_a_federated_token_file_that_holds_no_jwt_is_refused_before_anything_is_sent(scripted_server, tmp_path, content):
+    token_file = tmp_path / "token"
+    token_file.write_bytes(content)
+    credential = WorkloadIdentityCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default", str(token_file))
+    with pytest.raises(InputError) as caught:
+        credential.fetch(HttpTransport(timeout=5))
+    assert "does not hold a JWT" in str(caught.value) and "MIIE" not in str(caught.value)
+    assert scripted_server.requests == []
+
+
+def test_a_federated_token_with_a_byte_order_mark_is_sent_without_it(scripted_server, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xef\xbb\xbfeyJ.bom.sig\r\n")
+    scripted_server.script = [TOKEN_OK]
+    credential = WorkloadIdentityCredential(scripted_server.url, TENANT, "cid", GRAPH + "/.default", str(token_file))
+    assert credential.fetch(HttpTransport(timeout=5)) == ("eyJ.app.token", 3599)
+    form = parse_qs(scripted_server.requests[0][3])
+    assert form["client_assertion"] == ["eyJ.bom.sig"]
+
+
+@pytest.mark.parametrize("path", ["/tmp/client.pem\0x", 3, None], ids=["nul-byte", "number", "none"])
+def test_a_certificate_path_that_is_no_path_is_named_not_raised(path):
+    with pytest.raises(InputError) as caught:
+        ClientCertificate(path)
+    assert "client_certificate_path" in str(caught.value) and "is not a file path" in str(caught.value)
+
+
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path):
+    # Opening a FIFO would release a writer blocked on it; it is looked at, and refused, first.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    writer = os.open(str(fifo), os.O_RDWR)  # a reader and a writer at once: the FIFO stays open, nothing blocks
+    try:
+        assert "is not a regular file" in certificate_refusal(str(fifo))
+    finally:
+        os.close(writer)
+
+
+def test_a_key_block_larger_than_any_rsa_key_taken_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "huge.pem"
+    body = b"\n".join([b"A" * 64] * 400)  # 25 KB of base64: more than an RSA key of 16384 bits
+    path.write_bytes(b"-----BEGIN RSA PRIVATE KEY-----\n" + body + b"\n-----END RSA PRIVATE KEY-----\n"
+                     b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    assert "larger than any RSA key of 16384 bits" in certificate_refusal(str(path))
+
+
+def test_an_openssh_key_is_named_with_how_to_convert_it(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path, dummy = write_certificate_file(tmp_path, key=key)
+    openssh = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    certificate = open(path, "rb").read().split(b"-----END PRIVATE KEY-----\n")[1]
+    with open(path, "wb") as handle:
+        handle.write(openssh + certificate)
+    message = certificate_refusal(path)
+    assert "OpenSSH private key" in message and "ssh-keygen -p -m PEM" in message
+
+
+@pytest.mark.parametrize("password", [1234, True, b"hunter2"], ids=["number", "boolean", "bytes"])
+def test_a_certificate_password_that_is_not_text_is_named(tmp_path, password):
+    path, dummy = write_certificate_file(tmp_path, password="hunter2")
+    with pytest.raises(InputError) as caught:
+        ClientCertificate(path, password)
+    assert "client_certificate_password must be text" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_a_chain_certificate_whose_key_cryptography_cannot_read_is_passed_over(tmp_path, monkeypatch):
+    from cryptography import x509
+
+    path, dummy = write_certificate_file(tmp_path)
+    real_load = x509.load_pem_x509_certificates
+
+    class Unreadable:
+        def public_key(self):
+            raise ValueError("Curve 1.3.132.0.6 is not supported")
+
+    # An unreadable chain certificate before the app's own (as a secp112r1 certificate is to cryptography).
+    monkeypatch.setattr(x509, "load_pem_x509_certificates", lambda pem: [Unreadable()] + real_load(pem))
+    assert ClientCertificate(path).thumbprint
