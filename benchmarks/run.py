@@ -61,7 +61,7 @@ from scenarios import (FORKS, LABELS, ONE_TASK, PER_HOST, SLICED, SLICES, URI, R
                        feishu_audit, feishu_quarantine, graph_quarantine, one_device, sliced_quarantine)
 
 
-def main():
+def arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--smoke", action="store_true",
                         help="small sizes, no uri loops, check call counts only; writes no results")
@@ -75,62 +75,48 @@ def main():
     args = parser.parse_args()
     if args.smoke:
         args.audit_records, args.records, args.devices, args.uri_subset = 200, 30, 45, 4
+    return args
 
-    feishu_size = max(args.audit_records, args.records + 200)
-    feishu = FeishuSandbox(records=feishu_size, seed=1).start()
-    graph = GraphSandbox(devices=args.devices * 3 + 60, seed=1).start()
-    feishu.latency = graph.latency = LATENCY
-    scratch = tempfile.mkdtemp(prefix="fleetguard-benchmark-")
-    runner = Runner(feishu, graph, scratch)
-    approaches = [ONE_TASK, PER_HOST] + ([] if args.smoke else [URI])
-    results = []
 
-    def record(label, stats, approach):
+class Results(list):
+    """The rows measured so far, each printed as it comes."""
+
+    def record(self, label, stats, approach):
         stats.update(scenario=label, approach=approach)
-        results.append(stats)
+        self.append(stats)
         print("  %-46s %-14s %7.1f s  %5d calls %4d writes %3d 429s%s" % (
             label, LABELS[approach], stats["seconds"], stats["http_calls"], stats["writes"],
             stats["throttled"], " (scaled from %d)" % stats["measured_devices"] if stats.get("scaled") else ""),
             flush=True)
 
-    try:
-        startup = bare_startup(runner)
-        print("  bare ansible-playbook start-up: %.2f s" % startup, flush=True)
-        # Smoke: the per-host machinery (sync, cache, --limit, forks, scaling) is proven by (b) and (c).
-        for approach in (a for a in approaches if not (args.smoke and a == PER_HOST)):
-            record("(a) check-mode audit of %d feishu records" % args.audit_records,
-                   feishu_audit(runner, feishu, startup, args.audit_records, approach, args.uri_subset), approach)
-        for approach in approaches:
-            record("(b) %d feishu records quarantined" % args.records,
-                   feishu_quarantine(runner, feishu, startup, args.records, approach, subset=args.uri_subset), approach)
-            if approach == ONE_TASK:
-                record("(b) re-run of the feishu quarantine",
-                       feishu_quarantine(runner, feishu, startup, args.records, approach, rerun=True), approach)
-        for approach in approaches:
-            record("(c) %d graph devices disabled and tagged" % args.devices,
-                   graph_quarantine(runner, graph, startup, args.devices, approach, subset=args.uri_subset), approach)
-            if approach == ONE_TASK:
-                record("(c) re-run of the graph quarantine",
-                       graph_quarantine(runner, graph, startup, args.devices, approach, rerun=True), approach)
-        if not args.smoke:
-            for approach in (ONE_TASK, URI):
-                record("(d) one feishu record", one_device(runner, feishu, startup, approach), approach)
-        for directory, sandbox, count, what in (("feishu", feishu, args.records, "feishu records"),
-                                                ("msgraph", graph, args.devices, "graph devices")):
-            label = "(e) %d %s as hosts, %d slices" % (count, what, SLICES)
-            one_task, sliced = sliced_quarantine(runner, sandbox, directory, startup, count)
-            record(label, one_task, ONE_TASK)
-            record(label, sliced, SLICED)
-    finally:
-        feishu.stop()
-        graph.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
 
-    print()
-    print(table(results, startup, with_targets=not args.smoke))  # smoke sizes say nothing about the targets
-    if args.smoke:
-        smoke_checks(results, args, feishu_size)
-        return
+def run_scenarios(args, runner, feishu, graph, startup, results):
+    approaches = [ONE_TASK, PER_HOST] + ([] if args.smoke else [URI])
+    # Smoke: the per-host machinery (sync, cache, --limit, forks, scaling) is proven by (b) and (c).
+    for approach in (a for a in approaches if not (args.smoke and a == PER_HOST)):
+        results.record("(a) check-mode audit of %d feishu records" % args.audit_records,
+                       feishu_audit(runner, feishu, startup, args.audit_records, approach, args.uri_subset), approach)
+    for label, scenario, sandbox, count in (("(b) %d feishu records quarantined", feishu_quarantine, feishu, args.records),
+                                            ("(c) %d graph devices disabled and tagged", graph_quarantine, graph,
+                                             args.devices)):
+        for approach in approaches:
+            results.record(label % count, scenario(runner, sandbox, startup, count, approach, subset=args.uri_subset),
+                           approach)
+            if approach == ONE_TASK:
+                results.record("%s re-run of the %s quarantine" % (label[:3], "feishu" if sandbox is feishu else "graph"),
+                               scenario(runner, sandbox, startup, count, approach, rerun=True), approach)
+    if not args.smoke:
+        for approach in (ONE_TASK, URI):
+            results.record("(d) one feishu record", one_device(runner, feishu, startup, approach), approach)
+    for directory, sandbox, count, what in (("feishu", feishu, args.records, "feishu records"),
+                                            ("msgraph", graph, args.devices, "graph devices")):
+        label = "(e) %d %s as hosts, %d slices" % (count, what, SLICES)
+        one_task, sliced = sliced_quarantine(runner, sandbox, directory, startup, count)
+        results.record(label, one_task, ONE_TASK)
+        results.record(label, sliced, SLICED)
+
+
+def write_results(args, results, startup):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "latest.json"), "w") as handle:
         json.dump(dict(environment(args), startup=startup, latency=LATENCY, forks=FORKS, results=results,
@@ -142,6 +128,32 @@ def main():
     if chart(results, os.path.join(args.out, "latest.png")):
         written.append("latest.png")
     print("\nresults: %s" % ", ".join(os.path.join(os.path.relpath(args.out, ROOT), name) for name in written))
+
+
+def main():
+    args = arguments()
+    feishu_size = max(args.audit_records, args.records + 200)
+    feishu = FeishuSandbox(records=feishu_size, seed=1).start()
+    graph = GraphSandbox(devices=args.devices * 3 + 60, seed=1).start()
+    feishu.latency = graph.latency = LATENCY
+    scratch = tempfile.mkdtemp(prefix="fleetguard-benchmark-")
+    runner = Runner(feishu, graph, scratch)
+    results = Results()
+    try:
+        startup = bare_startup(runner)
+        print("  bare ansible-playbook start-up: %.2f s" % startup, flush=True)
+        run_scenarios(args, runner, feishu, graph, startup, results)
+    finally:
+        feishu.stop()
+        graph.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    print()
+    print(table(results, startup, with_targets=not args.smoke))  # smoke sizes say nothing about the targets
+    if args.smoke:
+        smoke_checks(results, args, feishu_size)
+        return
+    write_results(args, list(results), startup)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from collections import Counter
 
 from bounds import (FEISHU_LIST, FEISHU_PAGE, FEISHU_UNTRUSTED, LATENCY, QUARANTINE_REASON, QUARANTINE_TAG, TAG,
                     feishu_bound, graph_bound, window_seconds)
+from tests.ansible_output import plain  # the repository root is on sys.path (run.py puts it there)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -117,17 +118,6 @@ class Runner:
 def recap(output):
     """The PLAY RECAP lines of ansible-playbook's output (host : ok=.. failed=..)."""
     return [line for line in output.split("PLAY RECAP", 1)[-1].splitlines() if " : ok=" in line]
-
-
-def plain(value):
-    """ansible-inventory --list output without its markers (values from an API are {"__ansible_unsafe": value})."""
-    if isinstance(value, dict):
-        if list(value) == ["__ansible_unsafe"]:
-            return value["__ansible_unsafe"]
-        return dict((key, plain(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 class DeviceHosts:

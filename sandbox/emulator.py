@@ -160,20 +160,8 @@ class Emulator(abc.ABC):
         another one (e.g. the parts of a batch). Returns (response or None, fault action)."""
         rule = self.faults.take(request, self.fault_applies)
         fault = rule["action"] if rule else None
-        response = None
         try:
-            if fault == "latency":
-                time.sleep(float(rule.get("seconds", 1)))
-            elif fault == "expire_tokens":
-                self.expire_tokens()
-            elif fault not in (None,) + GENERIC_FAULT_ACTIONS:
-                self.apply_fault(rule, request)
-            if fault == "status":
-                response = self.fault_status_response(rule, request)
-            elif fault == "answer":
-                response = canned_answer(rule)
-            elif fault != "reset":
-                response = self.handle(request)
+            response = self._answer(rule, request)
         except Exception as exc:  # an emulator bug must still produce an answer
             if self.server is not None and self.server.verbose:
                 traceback.print_exc()
@@ -190,6 +178,21 @@ class Emulator(abc.ABC):
             extra=self.wire_fields(request),
         )
         return response, fault
+
+    def _answer(self, rule, request):
+        """The answer to a request under a fault rule (or none): None when the connection is reset."""
+        fault = rule["action"] if rule else None
+        if fault == "latency":
+            time.sleep(float(rule.get("seconds", 1)))
+        elif fault == "expire_tokens":
+            self.expire_tokens()
+        elif fault not in (None,) + GENERIC_FAULT_ACTIONS:
+            self.apply_fault(rule, request)
+        if fault == "status":
+            return self.fault_status_response(rule, request)
+        if fault == "answer":
+            return canned_answer(rule)
+        return None if fault == "reset" else self.handle(request)
 
     def handle(self, request):
         route, params = self.routes.match(request.method, request.path)
@@ -215,7 +218,8 @@ class Emulator(abc.ABC):
         return Response(rule["status"], rule.get("body", http.HTTPStatus(rule["status"]).phrase))
 
     def finish_response(self, request, response):
-        """Last touch on every API response (e.g. request-id headers)."""
+        """Last touch on every API response (e.g. request-id headers); an emulator without one leaves it."""
+        return None
 
     def api_code(self, response):
         return None

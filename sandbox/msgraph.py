@@ -10,6 +10,7 @@ control endpoints; each job is a mixin in its own module:
 | `msgraph_gateway.py` | bearer tokens, permissions, write throttling, the envelope of every answer |
 | `msgraph_devices.py` | `/devices` and the beta user-scoped devices, `add_device` |
 | `msgraph_batch.py` | `$batch` |
+| `msgraph_delta.py` | `/devices/delta`: delta and skip tokens, `@removed`, `syncStateNotFound` |
 
 The generic parts (pipeline, faults, wire log, `reset`, token expiry) come from sandbox/emulator.py.
 The choices made where Microsoft's documentation is silent are listed in sandbox/README.md.
@@ -32,6 +33,7 @@ from sandbox.msgraph_authority import (
 )
 from sandbox.msgraph_batch import BatchEndpoint
 from sandbox.msgraph_data import TENANT_DOMAIN, generate_fleet, graph_time
+from sandbox.msgraph_delta import DeltaEndpoint
 from sandbox.msgraph_devices import GUID, DeviceEndpoints
 from sandbox.msgraph_gateway import WRITE_LIMITS, GraphGateway
 from sandbox.emulator import Emulator
@@ -49,7 +51,7 @@ KEY = r"/(?P<key>[^/]*)"
 ALTERNATE_KEY = r"(?:\(|%28)(?P<alternate>[^/]*?)(?:\)|%29)"
 
 
-class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint, Emulator):
+class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, DeltaEndpoint, BatchEndpoint, Emulator):
     name = "msgraph"
     fault_match_keys = ("batch_item",)
     reset_options = ("seed", "devices", "throttling", "write_limit_scale")
@@ -69,6 +71,7 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         self.app_roles = list(DEFAULT_APP_ROLES)  # roles of tokens from the token endpoint
         self.devices, self.users, self.user_devices = {}, {}, {}
         self._certificates = []  # registered for client assertions
+        self._init_delta()
         self.regenerate()
         self._add_routes()
         self._add_control_routes()
@@ -79,6 +82,7 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         """New users and devices, their sign-in ages counted back from the sandbox clock's day; tokens and
         registered certificates survive."""
         self.devices, self.users, self.user_devices = generate_fleet(self.data_size, self.seed, now=self.current_time())
+        self.expire_delta_tokens()  # they stand for the directory that was
 
     def state(self):
         return {"devices": list(self.devices.values()), "count": len(self.devices),
@@ -134,6 +138,7 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         devices = VERSION + "/devices"
         add("GET", devices, self._graph(self._list_devices))
         add("GET", devices + "/" + DOLLAR + "count", self._graph(self._count_devices))
+        add("GET", devices + "/delta", self._graph(self._delta_devices))
         for one_device in (devices + KEY, devices + ALTERNATE_KEY):
             add("GET", one_device, self._graph(self._get_device))
             add("PATCH", one_device, self._graph(self._patch_device, write=True))
@@ -175,6 +180,8 @@ class GraphSandbox(TokenAuthority, GraphGateway, DeviceEndpoints, BatchEndpoint,
         add("POST", r"/_sandbox/tokens", self._control_issue_token)
         add("POST", r"/_sandbox/certificates", self._control_register_certificate)
         add("POST", r"/_sandbox/federated_tokens", self._control_mint_federated_token)
+        add("POST", r"/_sandbox/delta/expire",
+            lambda request, payload: json_response(200, {"expired": self.expire_delta_tokens()}))
         for method in ("GET", "POST"):
             add(method, r"/_sandbox/federated_credentials", self._control_federated_credentials)
             add(method, r"/_sandbox/managed_identities", self._control_managed_identities)

@@ -335,6 +335,12 @@ class TokenAuthority:
                              f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
                              "signing into the correct cloud.")
         form = self._form(request)
+        self._check_grant(request, form, tenant)
+        self._check_client_secret_or_assertion(request, form)
+        return Caller(True, self.client_id, self.tenant_id, permissions=frozenset(self.app_roles))
+
+    def _check_grant(self, request, form, tenant):
+        """grant_type, client_id and scope, in the order Entra checks them."""
         grant_type = form.get("grant_type")
         if not grant_type:
             raise missing_parameter("grant_type")
@@ -356,24 +362,24 @@ class TokenAuthority:
             raise TokenError(400, "invalid_scope", 70011,
                              f"The provided value for the input parameter 'scope' is not valid. The scope {scope} is "
                              "not valid.")
+
+    def _check_client_secret_or_assertion(self, request, form):
         secret, assertion = form.get("client_secret"), form.get("client_assertion")
         if secret and assertion:
             raise TokenError(400, "invalid_request", 7000218,
                              "The request body must contain only one of the following parameters: 'client_assertion' "
                              "or 'client_secret'.")
-        if secret:
-            if not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
-                raise TokenError(401, "invalid_client", 7000215,
-                                 "Invalid client secret provided. Ensure the secret being sent in the request is the "
-                                 f"client secret value, not the client secret ID, for a secret added to app "
-                                 f"'{self.client_id}'.")
-        elif assertion:
+        if assertion:
             self._check_assertion(request, form, assertion)
-        else:
+        elif not secret:
             raise TokenError(400, "invalid_client", 7000218,
                              "The request body must contain the following parameter: 'client_assertion' or "
                              "'client_secret'.")
-        return Caller(True, self.client_id, self.tenant_id, permissions=frozenset(self.app_roles))
+        elif not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
+            raise TokenError(401, "invalid_client", 7000215,
+                             "Invalid client secret provided. Ensure the secret being sent in the request is the "
+                             f"client secret value, not the client secret ID, for a secret added to app "
+                             f"'{self.client_id}'.")
 
     def _check_assertion(self, request, form, assertion):
         assertion_type = form.get("client_assertion_type")

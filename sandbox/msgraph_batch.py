@@ -26,28 +26,32 @@ def batch_items(payload):
                           code="BadRequest")
     seen = set()
     for index, item in enumerate(requests):
-        if not isinstance(item, dict):
-            raise bad_request(f"Invalid batch payload format: request {index} is not an object.", code="BadRequest")
-        for name in ("id", "method", "url"):
-            if not isinstance(item.get(name), str) or not item[name]:
-                raise bad_request(f"Invalid batch payload format: request {index} has no '{name}'.",
-                                  code="BadRequest")
+        check_batch_item(index, item)
         if item["id"].lower() in seen:  # ids are case-insensitive
             raise bad_request(f"Request Id {item['id']} has to be unique in a batch.", code="BadRequest")
         seen.add(item["id"].lower())
-        depends_on = item.get("dependsOn", [])
-        if not isinstance(depends_on, list) or not all(isinstance(name, str) for name in depends_on):
-            raise bad_request(f"Invalid batch payload format: dependsOn of request {item['id']} must be an array "
-                              "of request ids.", code="BadRequest")
-        if not isinstance(item.get("headers", {}), dict):
-            raise bad_request(f"Invalid batch payload format: headers of request {item['id']} must be an object.",
-                              code="BadRequest")
     for item in requests:
         for name in item.get("dependsOn", []):
             if name.lower() not in seen:
                 raise bad_request(f"Request {item['id']} depends on request {name}, which is not in the batch.",
                                   code="BadRequest")
     return requests
+
+
+def check_batch_item(index, item):
+    """One request of a batch: an object with an id, method and url, dependsOn ids and a headers object."""
+    if not isinstance(item, dict):
+        raise bad_request(f"Invalid batch payload format: request {index} is not an object.", code="BadRequest")
+    for name in ("id", "method", "url"):
+        if not isinstance(item.get(name), str) or not item[name]:
+            raise bad_request(f"Invalid batch payload format: request {index} has no '{name}'.", code="BadRequest")
+    depends_on = item.get("dependsOn", [])
+    if not isinstance(depends_on, list) or not all(isinstance(name, str) for name in depends_on):
+        raise bad_request(f"Invalid batch payload format: dependsOn of request {item['id']} must be an array "
+                          "of request ids.", code="BadRequest")
+    if not isinstance(item.get("headers", {}), dict):
+        raise bad_request(f"Invalid batch payload format: headers of request {item['id']} must be an object.",
+                          code="BadRequest")
 
 
 def dependency_order(items):

@@ -222,34 +222,52 @@ def _check_filter(tree, advanced):
     Returns the tree with property names in their canonical spelling."""
     advanced_property = None
     for node in odata.walk(tree):
-        if isinstance(node, odata.Not):
-            for inner in odata.walk(node.operand):
-                if hasattr(inner, "property"):
-                    _require_operator(inner.property, "not")
-                    advanced_property = advanced_property or _canonical_filter_property(inner.property)
-        if isinstance(node, odata.Compare):
-            prop = _canonical_filter_property(node.property)
-            if node.literal.type == "null":
-                if node.operator not in ("eq", "ne"):
-                    raise unsupported_filter(prop)
-                _require_operator(prop, "eq null")
-            else:
-                _require_type(prop, node.literal, node.operator)
-            _require_operator(prop, node.operator)
-            if node.operator == "ne" or node.literal.type == "null":
-                advanced_property = advanced_property or prop
-        elif isinstance(node, odata.In):
-            _require_operator(node.property, "in")
-            for literal in node.literals:
-                _require_type(node.property, literal, "eq")
-        elif isinstance(node, odata.Call):
-            _require_operator(node.property, node.function)
-            _require_type(node.property, node.literal, "eq")
-        if hasattr(node, "property") and node.property.lower().startswith("extensionattributes/"):
-            advanced_property = advanced_property or _canonical_filter_property(node.property)
+        advanced_property = advanced_property or _check_filter_node(node)
     if advanced_property and not advanced:
         raise unsupported_filter(advanced_property.split("/")[0])
     return _canonicalize(tree)
+
+
+def _check_filter_node(node):
+    """Check one node of a $filter; returns the property that makes it an advanced query, or None."""
+    advanced_property = None
+    if isinstance(node, odata.Not):
+        advanced_property = _check_negated(node)
+    if isinstance(node, odata.Compare):
+        advanced_property = advanced_property or _check_comparison(node)
+    elif isinstance(node, odata.In):
+        _require_operator(node.property, "in")
+        for literal in node.literals:
+            _require_type(node.property, literal, "eq")
+    elif isinstance(node, odata.Call):
+        _require_operator(node.property, node.function)
+        _require_type(node.property, node.literal, "eq")
+    if hasattr(node, "property") and node.property.lower().startswith("extensionattributes/"):
+        advanced_property = advanced_property or _canonical_filter_property(node.property)
+    return advanced_property
+
+
+def _check_negated(node):
+    """`not(…)`: every property under it must allow `not`, which makes the query advanced."""
+    advanced_property = None
+    for inner in odata.walk(node.operand):
+        if hasattr(inner, "property"):
+            _require_operator(inner.property, "not")
+            advanced_property = advanced_property or _canonical_filter_property(inner.property)
+    return advanced_property
+
+
+def _check_comparison(node):
+    """`prop op literal`; `ne` and comparisons with null are advanced queries."""
+    prop = _canonical_filter_property(node.property)
+    if node.literal.type == "null":
+        if node.operator not in ("eq", "ne"):
+            raise unsupported_filter(prop)
+        _require_operator(prop, "eq null")
+    else:
+        _require_type(prop, node.literal, node.operator)
+    _require_operator(prop, node.operator)
+    return prop if node.operator == "ne" or node.literal.type == "null" else None
 
 
 def _canonical_filter_property(name):

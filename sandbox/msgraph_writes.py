@@ -62,27 +62,30 @@ def checked_changes(changes, device, caller, rome):
 def check_value(key, value):
     invalid = bad_request(f"Invalid value specified for property '{key}' of resource 'Device'.")
     if key in BOOLEAN_WRITABLE:
-        if not isinstance(value, bool):
-            raise invalid
+        valid = isinstance(value, bool)
     elif key == "extensionAttributes":
-        if not isinstance(value, dict):
-            raise invalid
-        for name, text in value.items():
-            if name not in EXTENSION_KEYS:
-                raise bad_request(f"Property '{name}' does not exist as a declared property or extension property "
-                                  "of 'extensionAttributes'.")
-            if text is not None and not isinstance(text, str):
-                raise bad_request(f"Invalid value specified for property '{name}' of resource 'Device'.")
-            if text is not None and len(text) > EXTENSION_VALUE_MAX:
-                raise bad_request(f"Invalid value specified for property '{name}' of resource 'Device': longer "
-                                  f"than {EXTENSION_VALUE_MAX} characters.")
+        valid = isinstance(value, dict)
+        if valid:
+            check_extension_attributes(value)
     elif key in STRING_WRITABLE:
-        if not isinstance(value, str) or not value.strip():
-            raise invalid
-        if key == "displayName" and len(value) > DISPLAY_NAME_MAX:
-            raise invalid
-    elif value is not None and not isinstance(value, str):  # Rome properties: strings or null
+        valid = isinstance(value, str) and bool(value.strip())
+        valid = valid and not (key == "displayName" and len(value) > DISPLAY_NAME_MAX)
+    else:  # Rome properties: strings or null
+        valid = value is None or isinstance(value, str)
+    if not valid:
         raise invalid
+
+
+def check_extension_attributes(value):
+    for name, text in value.items():
+        if name not in EXTENSION_KEYS:
+            raise bad_request(f"Property '{name}' does not exist as a declared property or extension property "
+                              "of 'extensionAttributes'.")
+        if text is not None and not isinstance(text, str):
+            raise bad_request(f"Invalid value specified for property '{name}' of resource 'Device'.")
+        if text is not None and len(text) > EXTENSION_VALUE_MAX:
+            raise bad_request(f"Invalid value specified for property '{name}' of resource 'Device': longer "
+                              f"than {EXTENSION_VALUE_MAX} characters.")
 
 
 def apply_changes(device, changes):

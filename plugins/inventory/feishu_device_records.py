@@ -106,7 +106,7 @@ filters:
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_filters import list_filters
-from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import enum_names
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import FeishuDeviceRecords, enum_names
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS
 from ansible_collections.fleetguard.devices.plugins.plugin_utils.device_inventory import DeviceInventory
 
@@ -136,7 +136,7 @@ class InventoryModule(DeviceInventory):
 
     def fetch(self, query):
         client = FeishuClient.from_params(self.connection_params(FEISHU_OPTIONS))
-        return list(client.iter_records(query["filters"]))
+        return list(FeishuDeviceRecords(client).iter_matching(query["filters"]))
 
     def host_vars(self, device):
         return record_host_vars(device)

@@ -101,7 +101,8 @@ import re
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import cloud_hosts
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import GraphDevices
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import READ_PROPERTIES, DeviceAddress
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import DeviceAddress
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import READ_PROPERTIES
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS
 from ansible_collections.fleetguard.devices.plugins.plugin_utils.device_inventory import DeviceInventory
 
@@ -140,9 +141,8 @@ class InventoryModule(DeviceInventory):
 
     def fetch(self, query):
         client = GraphClient.from_params(self.connection_params(MSGRAPH_OPTIONS), api_version="v1.0")
-        address = DeviceAddress("v1.0")
-        address.select = ",".join(query["select"])
-        return list(GraphDevices(client, address).iter_matching(query["filter"], query["advanced_query"]))
+        devices = GraphDevices(client, DeviceAddress("v1.0", select=query["select"]))
+        return list(devices.iter_matching(query["filter"], query["advanced_query"]))
 
     def host_vars(self, device):
         return device_host_vars(device)

@@ -38,8 +38,8 @@ def run_device_task(module, directory, identity_fields, desired, objects_key, ch
                          % (directory.NOUN, ", ".join(sorted(desired))))
     field, values = identity(params, identity_fields)
 
-    matches = directory.resolve(field, values)
-    check_matches(field, values, matches, state, id_key=directory.ID_KEY, noun=directory.NOUN, hints=directory.hints)
+    matches, hints = directory.resolve(field, values)
+    check_matches(field, values, matches, state, id_key=directory.ID_KEY, noun=directory.NOUN, hints=hints)
 
     targets = unique_targets(values, matches, directory.ID_KEY)
     if state == "absent":

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import math
 import re
 
@@ -27,6 +28,20 @@ def shown(value):
     if len(text) <= SHOWN_MAX:
         return text
     return "%s... (%d characters)" % (text[:SHOWN_MAX], len(value) if hasattr(value, "__len__") else len(text))
+
+
+# Longest value a message about a role's input repeats whole, as JSON: what the playbook's author wrote
+# ("company", true, null), not Python's spelling of it.
+SHOWN_JSON_MAX = 200
+
+
+def shown_json(value):
+    """`value` as JSON for a message (repr() when it is no JSON), cut to SHOWN_JSON_MAX characters."""
+    try:
+        text = json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= SHOWN_JSON_MAX else text[:SHOWN_JSON_MAX - 3] + "..."
 
 
 # Longest text from an answer (a server's error message) a message repeats whole: a server may quote the
@@ -134,6 +149,18 @@ class FleetguardError(Exception):
 
 class InputError(FleetguardError):
     """The task's arguments cannot be acted on; raised before any request."""
+
+
+class RefusedBeforeWrite(InputError):
+    """A task refused before any write: `reason` says why, and the message adds that nothing was changed.
+    The result's `error` carries the reason as a field of its own, for callers that never write (an audit)."""
+
+    def __init__(self, reason, **kwargs):
+        super(RefusedBeforeWrite, self).__init__("nothing was changed: " + reason, **kwargs)
+        self.reason = reason
+
+    def to_dict(self):
+        return dict(super(RefusedBeforeWrite, self).to_dict(), reason=self.reason)
 
 
 class LookupFailure(FleetguardError):

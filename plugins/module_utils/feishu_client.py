@@ -88,8 +88,18 @@ class FeishuClient:
         # a ready token stands for an app nobody named, so it is its own scope (hashed: never on disk).
         app = app_id or scope_key("token", tenant_access_token)
         host = urlparse(transport.base_url or "").netloc
-        self.quotas = dict((op, transport.quota(limit, QUOTA_WINDOW, key=scope_key("feishu", host, app, op)))
-                           for op, limit in RATE_LIMITS.items())
+        for op, limit in RATE_LIMITS.items():
+            transport.define_quota(op, limit, QUOTA_WINDOW, key=scope_key("feishu", host, app, op))
+
+    @property
+    def timeout(self):
+        """Seconds a request may take: how long a write whose answer was lost may still be on its way (settle.py)."""
+        return self.transport.timeout
+
+    @property
+    def clock(self):
+        """(now, sleep) of this client's waits: time.monotonic and time.sleep, or a test's own."""
+        return self.transport.clock, self.transport.sleep
 
     @classmethod
     def from_params(cls, params):
@@ -100,9 +110,8 @@ class FeishuClient:
 
     def _fetch_token(self):
         """(tenant_access_token, lifetime in seconds) from app_id/app_secret."""
-        response = self.transport.request(
-            "POST", TOKEN_PATH, json_body=dict(app_id=self._app_id, app_secret=self._app_secret),
-            headers={"Content-Type": JSON_CONTENT_TYPE}, idempotent=True, throttled=_throttled)
+        response = self._send("POST", TOKEN_PATH, json_body=dict(app_id=self._app_id, app_secret=self._app_secret),
+                              headers={"Content-Type": JSON_CONTENT_TYPE}, idempotent=True)
         body = _envelope(response)
         code = body.get("code")
         details = dict(method="POST", path=TOKEN_PATH, status=response.status, request_id=_log_id(response),
@@ -126,14 +135,23 @@ class FeishuClient:
 
     # --- the envelope -----------------------------------------------------------------------------
 
+    def _send(self, method, path, quota=None, idempotent=None, **kwargs):
+        """transport.request, sent again while the envelope says the gateway throttled it: Feishu may say "rate
+        limited" (99991400) under HTTP 200 or 400, not only with 429. The transport's retry policy and count apply."""
+        response = self.transport.request(method, path, quota=quota, idempotent=idempotent, **kwargs)
+        while _throttled(response) and self.transport.wait_to_resend(response, method, path, idempotent=idempotent,
+                                                                     quota=quota, throttled=True):
+            response = self.transport.request(method, path, quota=quota, idempotent=idempotent,
+                                              first_attempt=response.attempt + 1, **kwargs)
+        return response
+
     def call(self, op, method, path, params=None, body=None):
         """One API call: returns `data` of a successful envelope, raises an ApiError subclass otherwise."""
         def request(token):
             headers = {"Authorization": "Bearer " + token}
             if body is not None:
                 headers["Content-Type"] = JSON_CONTENT_TYPE
-            return self.transport.request(method, path, params=params, json_body=body, headers=headers,
-                                          quota=self.quotas.get(op), throttled=_throttled)
+            return self._send(method, path, params=params, json_body=body, headers=headers, quota=op)
 
         response = self.tokens.send(request, rejected=lambda answer: _envelope(answer).get("code") in TOKEN_REFRESH_CODES)
         envelope = _envelope(response)
@@ -167,12 +185,17 @@ class FeishuClient:
         return normalize_record(record)
 
     def list_page(self, params):
-        """One page of the list endpoint: (records, page_token of the next page or None)."""
+        """One page of the list endpoint: (records, page_token of the next page or None). A page that says there
+        is more but gives no page_token is an ApiError, never the last page."""
         data = self.call("list", "GET", RECORDS_PATH, params=params)
         items = data.get("items") or []
         if not isinstance(items, list) or not all(isinstance(item, dict) and item.get("device_record_id")
                                                   for item in items):
             raise ApiError("Feishu answered the list call with items that are not device records",
+                           method="GET", path=RECORDS_PATH, status=200)
+        if data.get("has_more") and not data.get("page_token"):
+            # Not the last page: the records after it cannot be listed, and a caller must not take the list as whole.
+            raise ApiError("Feishu answered the list call with has_more but no page_token: the later pages cannot be read",
                            method="GET", path=RECORDS_PATH, status=200)
         token = data.get("page_token") if data.get("has_more") else None
         if token is not None and not isinstance(token, str):
@@ -184,11 +207,17 @@ class FeishuClient:
         """Every record matching the list filters, page by page."""
         params = dict(filters or {})
         params["page_size"] = page_size
+        tokens = set()
         while True:
             records, token = self.list_page(params)
             yield from records
             if not token:
                 return
+            if token in tokens:
+                # A service fault that would page for ever, spending the list quota.
+                raise ApiError("Feishu answered a page_token it had already given: the pages go round in a loop",
+                               method="GET", path=RECORDS_PATH, status=200)
+            tokens.add(token)
             params["page_token"] = token
 
     def update_record(self, device_record_id, version, device_ownership, device_status):

@@ -67,8 +67,6 @@ class FeishuDeviceRecords:
 
     ID_KEY = "device_record_id"
     NOUN = "device record"
-    # The list endpoint matches exactly: it has no near matches to suggest.
-    hints = {}
     # What a diff shows of a deleted record.
     ABSENT_VIEW = dict((field, None) for field in MANAGED_ENUMS)
 
@@ -90,7 +88,15 @@ class FeishuDeviceRecords:
 
     def resolve(self, field, values):
         """Map each value of `field` (device_record_id, serial_number or device_name) to the records
-        whose field equals it exactly: {value: [record, ...]}.
+        whose field equals it exactly: ({value: [record, ...]}, hints). The list endpoint matches exactly: it has
+        no near matches to suggest, so hints is always {}.
+
+        See _matches for how the records are found.
+        """
+        return self._matches(field, values), {}
+
+    def _matches(self, field, values):
+        """{value: [record, ...]}.
 
         Reading the whole directory page by page is far cheaper than one lookup per value when the
         directory is small compared to the number of values, and unknowable in advance. So a scan
@@ -125,6 +131,20 @@ class FeishuDeviceRecords:
                 raise result.error
             matches[result.item] = result.value
         return matches
+
+    def read(self, record_ids):
+        """Fresh reads by id, one after the other: {id: record, or None when it does not exist}."""
+        return dict((record_id, self.client.get_record(record_id)) for record_id in record_ids)
+
+    def iter_matching(self, filters=None, limit=None):
+        """Every record that matches the list endpoint's `filters` (feishu_filters.list_filters), page by page;
+        at most `limit`, in pages no larger than needed."""
+        count = 0
+        for record in self.client.iter_records(filters, page_size=min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE):
+            yield record
+            count += 1
+            if limit and count >= limit:
+                return
 
     def _scan(self, max_pages):
         """Read up to max_pages list pages: (records, whether the directory ended within them)."""
@@ -167,70 +187,14 @@ class FeishuDeviceRecords:
         shows the desired state at a newer version after such a PUT is this task's write (or another writer's
         matching one): changed. Before giving up, a PUT that got no answer and carries the version the record is
         still at (any attempt's, not only the last one's) is settled first (settle.py): it may yet land."""
-        record_id = current["device_record_id"]
-        first_seen = current
-        versions = [current.get("version")]
-        lost = None  # the last PUT whose answer was lost: it may have landed, or may still land
-        last_error = None
-        unanswered = {}  # version carried -> the error of a PUT that got no answer at all: it may still land
-        for attempt in range(MAX_WRITE_ATTEMPTS + 1):
-            delta = changed_fields(current, desired)
-            if not delta:
-                # Nothing (left) to write: our own PUT whose answer was lost landed, or another writer got there.
-                return Change(first_seen, current, changed=lost is not None)
-            if attempt == MAX_WRITE_ATTEMPTS:
-                break
-            predicted = apply_changes(current, delta)
-            if check_mode:
-                return Change(first_seen, predicted, changed=True)
-            try:
-                self.client.update_record(record_id, current["version"], predicted["device_ownership"],
-                                          predicted["device_status"])
-            except NotFoundError as exc:
-                # Stale version, or the record vanished: the fresh read tells which.
-                last_error = exc
-            except ApiError as exc:
-                if not exc.maybe_applied:
-                    raise
-                lost = last_error = exc
-                if exc.status is None:
-                    unanswered[current["version"]] = exc
-            else:
-                try:
-                    after = self.client.get_record(record_id)
-                except FleetguardError:
-                    # The write was acknowledged: a read-back that fails does not undo it.
-                    after = None
-                return Change(first_seen, after if after is not None else predicted, changed=True)
-            current = self._reread(record_id)
-            versions.append(current.get("version"))
-        in_flight = unanswered.get(current.get("version"))
-        if in_flight is not None:
-            # A PUT that got no answer at all may still be on its way, and can land while the record is at the
-            # version it carries. Wait for it, or for the version to move on, before giving up.
-            in_flight_version = current.get("version")
+        return _RecordUpdate(self, current, desired).run(check_mode)
 
-            def settled(record):
-                return record is None or record.get("version") != in_flight_version or not changed_fields(record, desired)
+    def settle(self, record_ids, shows):
+        """settle.settle on this directory's reads and the client's clock."""
+        now, sleep = self.client.clock
+        return settle(self.read, record_ids, shows, self.client.timeout, now=now, sleep=sleep)
 
-            fresh, never_settled = settle(self._read, [record_id], settled, self.client.transport)
-            current = fresh[record_id]
-            if current is None:
-                raise NotFoundError("the record was deleted while this task was updating it",
-                                    method="GET", path="device_records/%s" % record_id)
-            versions.append(current.get("version"))
-            if not changed_fields(current, desired):
-                return Change(first_seen, current, changed=True)
-            if never_settled:
-                raise give_up(in_flight, True, MAX_WRITE_ATTEMPTS)
-        elif last_error is lost and lost.status is not None:
-            # The server answered the last PUT with a fault, and the re-read showed it had not landed.
-            raise give_up(lost, False, MAX_WRITE_ATTEMPTS)
-        raise ApiError(
-            "gave up after %d attempts: the record kept changing under us (version read first %s, last %s)"
-            % (MAX_WRITE_ATTEMPTS, versions[0], versions[-1]), method="PUT", path="device_records/%s" % record_id)
-
-    def _reread(self, record_id):
+    def reread(self, record_id):
         record = self.client.get_record(record_id)
         if record is None:
             raise NotFoundError("the record was deleted while this task was updating it",
@@ -252,13 +216,101 @@ class FeishuDeviceRecords:
                 last_error = exc
             if last_error.status is None:
                 # No answer at all: the DELETE may still be on its way.
-                fresh, never_showed = settle(self._read, [record_id], lambda record: record is None,
-                                             self.client.transport)
+                fresh, never_showed = self.settle([record_id], lambda record: record is None)
             else:
-                fresh, never_showed = self._read([record_id]), []
+                fresh, never_showed = self.read([record_id]), []
             if fresh[record_id] is None:
                 return Change(current, {}, changed=True)
         raise give_up(last_error, bool(never_showed), MAX_WRITE_ATTEMPTS)
 
-    def _read(self, record_ids):
-        return dict((record_id, self.client.get_record(record_id)) for record_id in record_ids)
+
+class _RecordUpdate:
+    """The PUTs of one record until it shows the desired state (see FeishuDeviceRecords._converge_one)."""
+
+    def __init__(self, records, current, desired):
+        self.records = records
+        self.client = records.client
+        self.record_id = current["device_record_id"]
+        self.first_seen = self.current = current
+        self.desired = desired
+        self.versions = [current.get("version")]
+        self.lost = None  # the last PUT whose answer was lost: it may have landed, or may still land
+        self.last_error = None
+        self.unanswered = {}  # version carried -> the error of a PUT that got no answer at all: it may still land
+
+    def run(self, check_mode):
+        for attempt in range(MAX_WRITE_ATTEMPTS + 1):
+            delta = changed_fields(self.current, self.desired)
+            if not delta:
+                # Nothing (left) to write: our own PUT whose answer was lost landed, or another writer got there.
+                return Change(self.first_seen, self.current, changed=self.lost is not None)
+            if attempt == MAX_WRITE_ATTEMPTS:
+                break
+            predicted = apply_changes(self.current, delta)
+            if check_mode:
+                return Change(self.first_seen, predicted, changed=True)
+            if self._put(predicted):
+                return Change(self.first_seen, self._read_back(predicted), changed=True)
+            self.current = self.records.reread(self.record_id)
+            self.versions.append(self.current.get("version"))
+        return self._give_up()
+
+    def _put(self, predicted):
+        """PUT at the version that was read: True when acknowledged, False when it must be re-read."""
+        version = self.current["version"]
+        try:
+            self.client.update_record(self.record_id, version, predicted["device_ownership"], predicted["device_status"])
+        except NotFoundError as exc:
+            # Stale version, or the record vanished: the fresh read tells which.
+            self.last_error = exc
+            return False
+        except ApiError as exc:
+            if not exc.maybe_applied:
+                raise
+            self.lost = self.last_error = exc
+            if exc.status is None:
+                self.unanswered[version] = exc
+            return False
+        return True
+
+    def _read_back(self, predicted):
+        try:
+            after = self.client.get_record(self.record_id)
+        except FleetguardError:
+            # The write was acknowledged: a read-back that fails does not undo it.
+            after = None
+        return after if after is not None else predicted
+
+    def _give_up(self):
+        in_flight = self.unanswered.get(self.current.get("version"))
+        if in_flight is not None:
+            # A PUT that got no answer at all may still be on its way, and can land while the record is at the
+            # version it carries. Wait for it, or for the version to move on, before giving up.
+            return self._settle_in_flight(in_flight)
+        if self.lost is not None and self.last_error is self.lost and self.lost.status is not None:
+            # The server answered the last PUT with a fault, and the re-read showed it had not landed.
+            raise give_up(self.lost, False, MAX_WRITE_ATTEMPTS)
+        raise self._kept_changing()
+
+    def _settle_in_flight(self, in_flight):
+        in_flight_version = self.current.get("version")
+
+        def settled(record):
+            return record is None or record.get("version") != in_flight_version or not changed_fields(record, self.desired)
+
+        fresh, never_settled = self.records.settle([self.record_id], settled)
+        self.current = fresh[self.record_id]
+        if self.current is None:
+            raise NotFoundError("the record was deleted while this task was updating it",
+                                method="GET", path="device_records/%s" % self.record_id)
+        self.versions.append(self.current.get("version"))
+        if not changed_fields(self.current, self.desired):
+            return Change(self.first_seen, self.current, changed=True)
+        if never_settled:
+            raise give_up(in_flight, True, MAX_WRITE_ATTEMPTS)
+        raise self._kept_changing()
+
+    def _kept_changing(self):
+        return ApiError("gave up after %d attempts: the record kept changing under us (version read first %s, last %s)"
+                        % (MAX_WRITE_ATTEMPTS, self.versions[0], self.versions[-1]), method="PUT",
+                        path="device_records/%s" % self.record_id)

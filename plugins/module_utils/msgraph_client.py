@@ -2,12 +2,13 @@
 # Copyright: (c) 2026, fleetguard.devices contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
-"""Client of Microsoft Graph for devices: tokens, Graph's error body, paging and JSON batching.
+"""Client of Microsoft Graph for devices: tokens, Graph's error body, paging, and the device endpoints.
 
 Tokens come from a credential (msgraph_credentials: client secret, certificate, workload identity,
 managed identity) or are given ready; they are reused and replaced once on 401. Errors carry Graph's
-`error.code`, `message` and `innerError.request-id`. `batch()` sends up to 20 requests per
-`POST /$batch` and retries throttled sub-requests after their own `Retry-After`.
+`error.code`, `message` and `innerError.request-id`. The device verbs (find, get, patch, delete, iterate) build
+the URLs from a DeviceAddress (msgraph_odata) and send reads and writes in `$batch` calls (msgraph_batch.py).
+The client defines the read and write quotas on its transport, which keeps them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,10 +18,9 @@ __metaclass__ = type
 import base64
 import binascii
 import json
-import random
 import uuid
+from urllib.parse import urlparse
 
-from ansible_collections.fleetguard.devices.plugins.module_utils.bulk import run_each
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
     AuthenticationError,
@@ -32,19 +32,21 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     shown,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.entra_authority import cloud_hosts
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_batch import (
+    JSON_HEADERS,
+    GraphBatch,
+    read_shape_problem,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import select_credential
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import PAGE_MAX, query_string
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import IDENTITY_PROPERTIES
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
-from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
-    MAX_RETRY_AFTER,
-    HttpTransport,
-    check_endpoint,
-    observe_usage,
-    retry_after_seconds,
-)
+from ansible_collections.fleetguard.devices.plugins.module_utils.retry_policy import is_write
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport, check_endpoint
 
 API_VERSIONS = ("v1.0", "beta")
-BATCH_LIMIT = 20
+# How many $batch calls a directory keeps in flight (its workers): the quotas, not a queue of calls, set the pace.
 BATCHES_IN_FLIGHT = 4
 # Device writes: 3,000 per 150 s per app and tenant, 25 per 10 s per user (delegated). Reads: resource
 # units per 10 s per app and tenant, by tenant size; a device read with $select costs 1
@@ -52,7 +54,8 @@ BATCHES_IN_FLIGHT = 4
 WRITE_QUOTA_APP = (3000, 150.0)
 WRITE_QUOTA_USER = (25, 10.0)
 READ_QUOTAS = dict(small=(3500, 10.0), medium=(5000, 10.0), large=(8000, 10.0))
-JSON_HEADERS = {"Content-Type": "application/json"}
+# The names of the quotas on the transport.
+READ_QUOTA, WRITE_QUOTA = "read", "write"
 
 
 def graph_error(status, body, headers, method, path):
@@ -105,7 +108,7 @@ class GraphClient:
         fetch = None if access_token else (lambda: credential.fetch(transport))
         self.tokens = TokenCache(fetch=fetch, static_token=access_token or None)
         self.tenant_size = tenant_size
-        self._quotas = None
+        self._quotas_defined = False
 
     @classmethod
     def from_params(cls, params, api_version=None):
@@ -125,37 +128,55 @@ class GraphClient:
         return "scp" not in token_claims(self.tokens.get())
 
     @property
-    def quotas(self):
-        """(read quota, write quota), scoped by what the token says: its tenant, its app, and for a delegated
-        token its user. Shared with every process of this controller in the same scope."""
-        if self._quotas is None:
+    def timeout(self):
+        """Seconds a request may take: how long a write whose answer was lost may still be on its way (settle.py)."""
+        return self.transport.timeout
+
+    @property
+    def clock(self):
+        """(now, sleep) of this client's waits: time.monotonic and time.sleep, or a test's own."""
+        return self.transport.clock, self.transport.sleep
+
+    def quota_of(self, method):
+        """The name of the quota a request of `method` counts against, defined on the transport on first use and
+        scoped by what the token says: its tenant, its app, and for a delegated token its user. Shared with every
+        process of this controller in the same scope."""
+        if not self._quotas_defined:
             claims = token_claims(self.tokens.get())
             tenant = claims.get("tid") or "unknown tenant"
             app = claims.get("appid") or claims.get("azp") or getattr(self.credential, "client_id", None) or "unknown app"
             host = self.graph_root.split("://", 1)[-1]
-            read = self.transport.quota(*READ_QUOTAS[self.tenant_size], key=scope_key("graph", host, tenant, app, "read"))
+            self.transport.define_quota(READ_QUOTA, *READ_QUOTAS[self.tenant_size],
+                                        key=scope_key("graph", host, tenant, app, "read"))
             if "scp" in claims:
-                user_key = scope_key("graph", host, tenant, claims.get("oid"), "user writes")
-                write = self.transport.quota(*WRITE_QUOTA_USER, key=user_key)
+                write_limit, write_key = WRITE_QUOTA_USER, scope_key("graph", host, tenant, claims.get("oid"), "user writes")
             else:
-                write = self.transport.quota(*WRITE_QUOTA_APP, key=scope_key("graph", host, tenant, app, "writes"))
-            self._quotas = (read, write)
-        return self._quotas
+                write_limit, write_key = WRITE_QUOTA_APP, scope_key("graph", host, tenant, app, "writes")
+            self.transport.define_quota(WRITE_QUOTA, *write_limit, key=write_key)
+            self._quotas_defined = True
+        return WRITE_QUOTA if is_write(method) else READ_QUOTA
 
     # --- requests -------------------------------------------------------------------------------
 
     def url(self, path):
-        return path if path.startswith("https://") or path.startswith("http://") else self.base + path
+        """The URL of `path`: relative to the API version, or an absolute link Graph answered (@odata.nextLink,
+        @odata.deltaLink), followed only on graph_endpoint's scheme and host: anywhere else the request would carry
+        the bearer token there (the transport refuses redirects for the same reason). The error names the host only:
+        a link's query carries state tokens."""
+        if not (path.startswith("https://") or path.startswith("http://")):
+            return self.base + path
+        if _origin(path) != _origin(self.graph_root):
+            raise ApiError("Graph answered with a link to %s, which is not graph_endpoint's scheme and host: not followed"
+                           % shown(urlparse(path).hostname or "a link without a host"), status=200)
+        return path
 
     def request(self, method, path, params=None, body=None, headers=None):
         """One Graph call, inside the read or write quota; returns the Response of a success, raises the Graph
         error otherwise."""
-        read, write = self.quotas
-        return self._send(method, path, params=params, body=body, headers=headers,
-                          quota=write if method not in ("GET", "HEAD") else read)
+        return self.send(method, path, params=params, body=body, headers=headers, quota=self.quota_of(method))
 
-    def _send(self, method, path, params=None, body=None, headers=None, quota=None, idempotent=None,
-              client_request_id=None):
+    def send(self, method, path, params=None, body=None, headers=None, quota=None, idempotent=None,
+             client_request_id=None):
         """Send with the current token, once more with a new one on 401; raise the Graph error of a failure.
 
         Every request carries a new `client-request-id` (a GUID), named in every error it ends in.
@@ -176,11 +197,13 @@ class GraphClient:
             exc.client_request_id = exc.client_request_id or client_request_id
             raise
         if response.status >= 400:
-            raise self._error(response.status, response.json, response.headers, method, path, client_request_id)
+            raise self.error(response.status, response.json, response.headers, method, path, client_request_id)
         return response
 
-    def _error(self, status, body, headers, method, path, client_request_id=None):
-        error = graph_error(status, body, headers, method, path.split("?", 1)[0] if path.startswith("/") else path)
+    def error(self, status, body, headers, method, path, client_request_id=None):
+        """The exception for a Graph error answer, naming the request."""
+        # A link's query carries paging and delta state, not what a reader of the error needs.
+        error = graph_error(status, body, headers, method, path.split("?", 1)[0])
         error.client_request_id = client_request_id
         if status == 401 and not self.tokens.can_refresh:
             error.message = "the access_token was rejected (%s) and cannot be renewed without client credentials" % (
@@ -190,11 +213,16 @@ class GraphClient:
     def iter_pages(self, path, params=None, headers=None, limit=None, on_page=None):
         """Every item of a collection, following @odata.nextLink (ConsistencyLevel is resent each time).
         `on_page(body)` sees each page, e.g. for the @odata.count of the first."""
-        count = 0
+        count, links = 0, set()
         next_path, next_params = path, params
         while next_path:
+            if next_path in links:
+                # A service fault that would page for ever, spending the read quota.
+                raise ApiError("Graph answered an @odata.nextLink it had already given: the pages go round in a loop",
+                               method="GET", path=next_path.split("?", 1)[0], status=200)
+            links.add(next_path)
             body = self.request("GET", next_path, params=next_params, headers=headers).json
-            problem = _read_shape_problem(body)
+            problem = read_shape_problem(body)
             if problem:
                 raise ApiError("Graph answered with a page this collection does not understand: %s" % problem,
                                method="GET", path=next_path.split("?", 1)[0], status=200)
@@ -207,152 +235,85 @@ class GraphClient:
                     return
             next_path, next_params = body.get("@odata.nextLink"), None
 
-    # --- JSON batching ----------------------------------------------------------------------------
+    def batch(self, requests, each=None):
+        """Send requests (dicts with id, method, url relative to the version, optional body/headers) in `$batch`
+        calls of 20, run by `each` (see GraphBatch.send). Returns {id: SubResponse} for every request.
 
-    def batch(self, requests):
-        """Send requests (dicts with id, method, url relative to the version, optional body/headers) in
-        batches of 20. Returns {id: SubResponse} for every request, the error already built for a failure.
-
-        Throttled (429) sub-requests are sent again after the longest Retry-After among them, within
-        the transport's max_retries; so are failed reads (5xx), and sub-requests refused for an expired
-        token (401: never applied) once the token is replaced. A 5xx or lost answer on a write comes
-        back as an error with `maybe_applied`: the caller re-reads before deciding to write again.
+        Throttled (429) parts are sent again after the longest Retry-After among them, within the transport's
+        max_retries; so are failed reads (5xx), and parts refused for an expired token (401: never applied) once
+        the token is replaced. A 5xx or lost answer on a write comes back as an error with `maybe_applied`: the
+        caller re-reads before deciding to write again.
         """
-        results = {}
-        pending = list(requests)
-        attempt = 0
-        while pending:
-            retry, waits = [], []
-            chunks = [pending[start:start + BATCH_LIMIT] for start in range(0, len(pending), BATCH_LIMIT)]
-            # A few batches in flight at once: the quotas, not a queue of calls, set the pace.
-            for sent in run_each(chunks, self._send_batch_with_token, workers=BATCHES_IN_FLIGHT):
-                if sent.error is not None:
-                    raise sent.error
-                for request in sent.item:
-                    answer = sent.value[request["id"]]
-                    status = answer.status
-                    refreshable = status == 401 and self.tokens.can_refresh
-                    failed_read = status is not None and status >= 500 and request["method"] == "GET"
-                    retriable = status == 429 or refreshable or failed_read
-                    wait = 0.0 if status == 401 else retry_after_seconds(answer.headers)
-                    if retriable and wait is not None and wait > MAX_RETRY_AFTER:
-                        answer.error.message += (" (the server asked to wait %d s, more than the %d s a task waits;"
-                                                 " run the task again later)" % (wait, MAX_RETRY_AFTER))
-                        results[request["id"]] = answer
-                    elif retriable and attempt < self.transport.max_retries:
-                        retry.append(request)
-                        waits.append(wait if wait is not None else self.transport.backoff(attempt))
-                    else:
-                        results[request["id"]] = answer
-            if retry:
-                # The quotas make the next acquire() wait: every worker holds back, and nothing sleeps twice.
-                wait = max(waits) + random.uniform(0, 0.05) if max(waits) > 0 else 0.0
-                read, write = self.quotas
-                if any(r["method"] != "GET" for r in retry):
-                    write.pause(wait)
-                if any(r["method"] == "GET" for r in retry):
-                    read.pause(wait)
-                attempt += 1
-            pending = retry
-        return results
+        return GraphBatch(self).send(requests, each)
 
-    def _send_batch_with_token(self, chunk):
-        """_send_batch, and a new token when a sub-request says the one it carried expired."""
-        token = self.tokens.get()
-        answers = self._send_batch(chunk)
-        if self.tokens.can_refresh and any(answer.status == 401 for answer in answers.values()):
-            self.tokens.replace(token)
-        return answers
+    # --- devices --------------------------------------------------------------------------------
 
-    def _send_batch(self, chunk):
-        """One POST /$batch: {id: SubResponse}. Throttling counts every sub-request, so the quotas are
-        charged per item."""
-        writes = [r for r in chunk if r["method"] != "GET"]
-        read, write = self.quotas
-        tickets = []
-        if writes:
-            tickets.append((write, write.acquire(len(writes))))
-        if len(chunk) > len(writes):
-            tickets.append((read, read.acquire(len(chunk) - len(writes))))
-        payload = dict(requests=[_batch_item(r) for r in chunk])
-        client_request_id = str(uuid.uuid4())
-        try:
-            body = self._send("POST", "/$batch", body=payload, idempotent=not writes,
-                              client_request_id=client_request_id).json
-        except TransientError as exc:
-            if not exc.maybe_applied:
-                raise
-            # The answer to a batch of writes was lost: every item may or may not have landed.
-            return dict((r["id"], SubResponse(None, {}, None, TransientError(
-                exc.message, maybe_applied=True, method=r["method"], path=_path_of(r),
-                client_request_id=client_request_id))) for r in chunk)
-        finally:
-            for quota, ticket in tickets:
-                quota.release(ticket)
-        if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
-            raise ApiError("Graph answered the $batch call without a list of responses", method="POST",
-                           path="/$batch", status=200, client_request_id=client_request_id)
-        items = dict((str(item.get("id")), item) for item in body["responses"] if isinstance(item, dict))
-        missing = [r["id"] for r in chunk if r["id"] not in items]
-        if missing:
-            raise ApiError("the $batch answer lacks responses for %s" % ", ".join(missing),
-                           method="POST", path="/$batch", client_request_id=client_request_id)
-        answers = {}
-        for request in chunk:
-            item = items[request["id"]]
-            status = item.get("status")
-            headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
-            sub_body = item.get("body")
-            if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-                raise ApiError("Graph answered sub-request %s of the $batch call with the status %s"
-                               % (request["id"], shown(status)), method="POST", path="/$batch",
-                               client_request_id=client_request_id)
-            error = None
-            if status >= 400:
-                error = self._error(status, sub_body, headers, request["method"], _path_of(request), client_request_id)
-            problem = _read_shape_problem(sub_body) if error is None and request["method"] == "GET" else None
-            if problem:
-                error = ApiError("Graph answered with a body this collection does not understand: %s" % problem,
-                                 method="GET", path=_path_of(request), status=status,
-                                 client_request_id=client_request_id)
-            answers[request["id"]] = SubResponse(status, headers, sub_body, error)
-            observe_usage(write if request["method"] != "GET" else read, headers)
-        return answers
+    def find_devices(self, address, field, values, each=None):
+        """The devices each value of `field` (id, device_id or display_name) names, in `$batch` calls: [[device, ...]
+        per value], in order. A key that names no device gives []; a search gives what Graph matched (without case)."""
+        requests = [dict(id=str(n + 1), method="GET", url=_lookup_url(address, field, value))
+                    for n, value in enumerate(values)]
+        answers = self.batch(requests, each)
+        return [_devices_of(answers[request["id"]]) for request in requests]
+
+    def get_devices(self, address, object_ids, each=None):
+        """Fresh reads by object id, in `$batch` calls: {id: device, or None when it does not exist}."""
+        found = self.find_devices(address, "id", object_ids, each)
+        return dict((object_id, devices[0] if devices else None) for object_id, devices in zip(object_ids, found))
+
+    def patch_devices(self, address, changes, each=None):
+        """PATCH each (object id, properties) of `changes` in `$batch` calls: a SubResponse per change, in order."""
+        requests = [dict(id=str(n + 1), method="PATCH", url=address.by_id(object_id), body=properties)
+                    for n, (object_id, properties) in enumerate(changes)]
+        answers = self.batch(requests, each)
+        return [answers[request["id"]] for request in requests]
+
+    def delete_devices(self, address, object_ids, each=None):
+        """DELETE each device in `$batch` calls: a SubResponse per id, in order."""
+        requests = [dict(id=str(n + 1), method="DELETE", url=address.by_id(object_id))
+                    for n, object_id in enumerate(object_ids)]
+        answers = self.batch(requests, each)
+        return [answers[request["id"]] for request in requests]
+
+    def iter_devices(self, address, odata_filter=None, advanced_query=False, limit=None, on_page=None):
+        """Every device of the address's collection that matches a raw OData `$filter`, page by page, with the
+        address's `$select`. `advanced_query` sends `ConsistencyLevel: eventual` and `$count=true`, which Graph
+        requires for ne, not, endsWith and extension attributes."""
+        options = [("$filter", odata_filter), ("$select", address.select),
+                   ("$top", min(limit, PAGE_MAX) if limit else PAGE_MAX)]
+        headers = None
+        if advanced_query:
+            options.append(("$count", "true"))
+            headers = {"ConsistencyLevel": "eventual"}
+        return self.iter_pages(address.collection + query_string(options), headers=headers, limit=limit, on_page=on_page)
 
 
-class SubResponse:
-    """The answer to one sub-request of a batch: `status` (None when the answer was lost), `headers`,
-    `body`, and the `error` it means when it failed (None on success)."""
-
-    __slots__ = ("status", "headers", "body", "error")
-
-    def __init__(self, status, headers, body, error=None):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.error = error
+def _origin(url):
+    """(scheme, host, port) of an absolute URL, the scheme's default port filled in; None when the port is unreadable."""
+    parsed = urlparse(url)
+    try:
+        port = parsed.port or dict(http=80, https=443).get(parsed.scheme.lower())
+    except ValueError:
+        return None
+    return parsed.scheme.lower(), parsed.hostname, port
 
 
-def _read_shape_problem(body):
-    """What is wrong with the body of a successful read (one object, or a page with a `value` list of objects),
-    or None."""
-    if not isinstance(body, dict):
-        return "the body is %s, not an object" % type(body).__name__
-    if "value" in body and not (isinstance(body["value"], list) and all(isinstance(v, dict) for v in body["value"])):
-        return "its value is not a list of objects"
-    return None
+def _lookup_url(address, field, value):
+    """Where a lookup by `field` reads: the device by key (id; deviceId in the tenant's collection), else a search."""
+    if field == "id":
+        return address.read(address.by_id(value))
+    key_path = address.by_device_id(value) if field == "device_id" else None
+    if key_path:
+        return address.read(key_path)
+    return address.search(IDENTITY_PROPERTIES[field], value)
 
 
-def _path_of(request):
-    return request["url"].split("?", 1)[0]
-
-
-def _batch_item(request):
-    item = dict(id=request["id"], method=request["method"], url=request["url"])
-    headers = dict(request.get("headers") or {})
-    if request.get("body") is not None:
-        item["body"] = request["body"]
-        headers.update(JSON_HEADERS)
-    if headers:
-        item["headers"] = headers
-    return item
+def _devices_of(answer):
+    """The devices of a lookup's answer: none for 404, the page's for a search, else the one read."""
+    if answer.status == 404:
+        return []
+    if answer.error is not None:
+        raise answer.error
+    if "value" in answer.body:
+        return answer.body["value"]
+    return [answer.body]

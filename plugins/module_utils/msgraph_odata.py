@@ -18,15 +18,11 @@ import re
 from urllib.parse import quote
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError, shown
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import BETA_READ_PROPERTIES, READ_PROPERTIES
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import path_segment
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 UPN = re.compile(r"[^\s/\\?#%]+@[^\s/\\?#%]+")
-# What a read asks for (`$select`): the managed properties and what reports show.
-READ_PROPERTIES = ["id", "deviceId", "displayName", "accountEnabled", "operatingSystem", "operatingSystemVersion",
-                   "isCompliant", "isManaged", "trustType", "profileType", "manufacturer", "model",
-                   "registrationDateTime", "approximateLastSignInDateTime", "extensionAttributes"]
-BETA_READ_PROPERTIES = READ_PROPERTIES + ["name", "kind", "status", "platform"]
 # The largest $top Graph accepts for devices.
 PAGE_MAX = 999
 UTC = datetime.timezone.utc
@@ -89,6 +85,32 @@ def sign_in_filter(before=None, after=None, now=None):
     return " and ".join(clauses) or None
 
 
+# An ISO 8601 date and time: Graph's DateTimeOffset (2026-08-30T13:05:00Z, up to 7 fraction digits) or a user's
+# bound (seconds optional; no offset means UTC).
+DATE_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?"
+                       r"(?:Z|([+-])([0-9]{2}):([0-9]{2}))?\Z")
+
+
+def datetime_offset(text):
+    """An ISO 8601 date and time as an aware datetime in UTC (a fraction kept to the microsecond), or None when
+    `text` is not of that shape. One of that shape that is no time (month 13, an offset of a day or more, a moment
+    before year 1) raises ValueError. The one reading of times for the sign-in bounds and the stale_devices filters."""
+    match = DATE_TIME.match(text) if isinstance(text, str) else None
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, zone_hours, zone_minutes = match.groups()
+    moment = datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0),
+                               int((fraction or "")[:6].ljust(6, "0")), tzinfo=UTC)
+    if sign:
+        if int(zone_hours) > 23 or int(zone_minutes) > 59:
+            raise ValueError("its offset is no offset")
+        try:
+            moment -= (1 if sign == "+" else -1) * datetime.timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
+        except OverflowError:
+            raise ValueError("it lies outside the calendar")
+    return moment
+
+
 def odata_datetime(moment):
     """An aware datetime as an OData DateTimeOffset literal in UTC: 2025-07-01T00:00:00Z."""
     text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -103,8 +125,7 @@ def _sign_in_bound(option, value, now):
         if text and _DATE_ONLY.fullmatch(text):
             return datetime.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
         if text and _DATE_TIME.fullmatch(text):
-            moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            return datetime_offset(text)
     except (ValueError, OverflowError):
         pass  # 2025-02-30, 99999d before year 1: said below
     raise InputError("%s %s is not a date (2025-07-01), a date and time (2025-07-01T08:30:00Z) or a number of days"
@@ -112,9 +133,10 @@ def _sign_in_bound(option, value, now):
 
 
 class DeviceAddress:
-    """Where a device lives: the tenant-wide collection, or a user's (beta) collection."""
+    """Where a device lives: the tenant-wide collection, or a user's (beta) collection; and what a read asks for
+    (`select`: the properties to read, by default READ_PROPERTIES, or BETA_READ_PROPERTIES with the beta API)."""
 
-    def __init__(self, api_version="v1.0", user=None):
+    def __init__(self, api_version="v1.0", user=None, select=None):
         self.user = check_user(user) if user else None
         if self.user and api_version != "beta":
             raise InputError("user needs api_version beta: only the beta API has the user-scoped device collection")
@@ -124,7 +146,9 @@ class DeviceAddress:
             self.collection = "/users/%s/devices" % path_segment(self.user)
         else:
             self.collection = "/devices"
-        self.select = ",".join(BETA_READ_PROPERTIES if api_version == "beta" else READ_PROPERTIES)
+        if not select:
+            select = BETA_READ_PROPERTIES if api_version == "beta" else READ_PROPERTIES
+        self.select = ",".join(select)
 
     def by_id(self, object_id):
         return "%s/%s" % (self.collection, path_segment(check_guid("id", object_id)))

@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import UncertainWrite
 
 # Re-read every SETTLE_POLL seconds, for settle_seconds(timeout).
@@ -27,17 +29,18 @@ def settle_seconds(timeout):
     return max(SETTLE_MIN, SETTLE_TIMEOUTS * timeout)
 
 
-def settle(read, ids, shows, transport):
-    """Read `ids` (`read(ids) -> {id: object or None}`) until `shows(object)` holds for each, or the deadline.
+def settle(read, ids, shows, timeout, now=time.monotonic, sleep=time.sleep):
+    """Read `ids` (`read(ids) -> {id: object or None}`) until `shows(object)` holds for each, or the deadline
+    (settle_seconds of the request `timeout`) has passed.
 
-    Returns ({id: last read}, [ids that never showed]). The transport's clock and sleep are used, so tests
-    can inject theirs.
+    Returns ({id: last read}, [ids that never showed]). `now` and `sleep` are the caller's clock (the client's,
+    so tests can inject theirs).
     """
     fresh = read(ids) if ids else {}
-    deadline = transport.clock() + settle_seconds(transport.timeout)
+    deadline = now() + settle_seconds(timeout)
     waiting = [object_id for object_id in ids if not shows(fresh[object_id])]
-    while waiting and transport.clock() < deadline:
-        transport.sleep(min(SETTLE_POLL, max(0.0, deadline - transport.clock())))
+    while waiting and now() < deadline:
+        sleep(min(SETTLE_POLL, max(0.0, deadline - now())))
         fresh.update(read(waiting))
         waiting = [object_id for object_id in waiting if not shows(fresh[object_id])]
     return fresh, waiting

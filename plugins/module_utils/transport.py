@@ -4,11 +4,13 @@
 # FOR INTERNAL COLLECTION USE ONLY: the interfaces here may change in any release, even a bugfix release.
 """HTTP transport shared by both API clients.
 
-One keep-alive `requests.Session` per client, timeouts, TLS verification, bounded retries with
-`Retry-After` (or Feishu's `x-ogw-ratelimit-reset`) and jittered exponential backoff, and the quotas
-(quota.py: at most N request starts in any W seconds, shared by the processes of one controller) that
-keep bulk runs inside the APIs' limits instead of provoking 429s. Graph's count of a window
-(`x-ms-throttle-limit-percentage`) is handed to the request's quota (observe_usage).
+One keep-alive `requests.Session` per client, timeouts, TLS verification, bounded retries as retry_policy.py
+decides them, and the quotas (quota.py: at most N request starts in any W seconds, shared by the processes of
+one controller) that keep bulk runs inside the APIs' limits instead of provoking 429s. The transport owns the
+quotas: a client defines them once (define_quota) and each request names the ones it counts against; the
+transport acquires them per attempt, pauses them on throttling and hands them Graph's count of a window
+(`x-ms-throttle-limit-percentage`, observe_usage). It reads no API's body: a client that sees throttling in one
+asks wait_to_resend() and sends again.
 
 Writes are retried here only when the server says it did not apply them (429). A write that met a
 connection error, a timeout or a 5xx raises TransientError(maybe_applied=True): the client re-reads
@@ -21,23 +23,12 @@ __metaclass__ = type
 
 import json
 import math
-import random
 import re
+import threading
 import time
 import traceback
 
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlparse
-
-REQUESTS_IMPORT_ERROR = None
-try:
-    import requests
-    from requests.adapters import HTTPAdapter
-    HAS_REQUESTS = True
-except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     ApiError,
@@ -48,21 +39,27 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
     shown_text,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import WindowQuota
+from ansible_collections.fleetguard.devices.plugins.module_utils.retry_policy import (
+    MAX_RETRY_AFTER,
+    RETRY_JITTER,
+    RetryPolicy,
+    header_value,
+    is_write,
+    spread,
+)
 
-USER_AGENT = "fleetguard.devices/0.1.0"
-SAFE_METHODS = frozenset(["GET", "HEAD", "OPTIONS"])
-RETRIABLE_STATUSES = frozenset([429, 500, 502, 503, 504])
-# Headers that name how long to wait before retrying, in the order they are trusted.
-RETRY_AFTER_HEADERS = ("Retry-After", "x-ogw-ratelimit-reset")
-# The longest wait a server may ask for before a request gives up instead (seconds).
-MAX_RETRY_AFTER = 180
-# A server's wait is lengthened by up to this share, so that the requests it held back do not all come at once.
-RETRY_JITTER = 0.1
-# How a wait without end (`1e999`, `Infinity`) is read: far beyond the cap, and still a number every check and
-# message can handle.
-ENDLESS_WAIT = 1e9
-# Backoff doubles per attempt up to this many times: enough to reach any cap, and no float overflow.
-MAX_DOUBLINGS = 64
+REQUESTS_IMPORT_ERROR = None
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    HAS_REQUESTS = True
+except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+# The collection's version, as galaxy.yml has it (a unit test keeps them equal): servers see it in the User-Agent.
+COLLECTION_VERSION = "1.0.0"
+USER_AGENT = "fleetguard.devices/" + COLLECTION_VERSION
 # Graph's count of a quota's window as a share of its limit, sent on answers above 80 % use (0.8 to 1.8):
 # https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits
 # The page does not say which of the limits a request counts against the header speaks for, so the room it
@@ -70,11 +67,6 @@ MAX_DOUBLINGS = 64
 # delegated device writes, are counted per 10 s): read for a longer window, it would stall a run for nothing.
 USAGE_HEADER = "x-ms-throttle-limit-percentage"
 USAGE_HOLD = 10.0
-# A wait in seconds as HTTP writes it (delay-seconds = 1*DIGIT), with the decimals Graph sends (0.249): ASCII
-# digits only, since float() also takes "1_0", "1e1", "inf" and digits of other scripts ("\u0661\u0660" is 10).
-DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?\Z")
-# The characters of an HTTP-date (IMF-fixdate and the obsolete forms): the email parser reads its fields with int().
-HTTP_DATE_CHARACTERS = re.compile(r"[A-Za-z0-9 ,:-]+\Z")
 
 
 def path_segment(value):
@@ -86,70 +78,17 @@ def path_segment(value):
 
 
 class Response:
-    """What the clients need from an HTTP answer: status, headers and the parsed JSON body (or None)."""
+    """What the clients need from an HTTP answer: status, headers, the parsed JSON body (or None) and the attempt."""
 
-    def __init__(self, status, headers, text):
+    def __init__(self, status, headers, text, attempt=0):
         self.status = status
         self.headers = headers
+        # Which try this answered (0: the first), so that a client that sends again keeps counting.
+        self.attempt = attempt
         try:
             self.json = json.loads(text) if text else None
         except ValueError:
             self.json = None
-
-
-def retry_after_seconds(headers, now=None):
-    """Seconds the server asked us to wait, or None.
-
-    `Retry-After` is either seconds (Graph may send decimals: 0.249) or an HTTP-date
-    (https://www.rfc-editor.org/rfc/rfc9110#field.retry-after); `x-ogw-ratelimit-reset` is seconds. A value
-    that is neither (NaN, "1e1", a list in a batch answer's JSON) is skipped; the wait is between 0 and
-    ENDLESS_WAIT. Names are matched in any case: a batch answer's headers are a plain JSON object.
-    """
-    for name in RETRY_AFTER_HEADERS:
-        seconds = _delay_seconds(header_value(headers, name), now)
-        if seconds is not None:
-            return min(max(0.0, seconds), ENDLESS_WAIT)
-    return None
-
-
-def header_value(headers, name):
-    """The value of the header `name` in any case, or None: HTTP names are case-insensitive, and a batch answer's
-    headers are a plain JSON object, not requests' case-insensitive mapping."""
-    headers = headers or {}
-    if name in headers:
-        return headers[name]
-    name = name.lower()
-    return next((value for key, value in headers.items() if isinstance(key, str) and key.lower() == name), None)
-
-
-def _delay_seconds(value, now):
-    """The seconds a header value says, or None; a batch answer's headers are JSON, so numbers come too."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    if isinstance(value, str):
-        text = value.strip(" \t")  # the optional whitespace around a field value
-        if not DELAY_SECONDS.match(text):
-            return _seconds_until(text, now) if HTTP_DATE_CHARACTERS.match(text) else None
-        value = text
-    try:
-        seconds = float(value)
-    except OverflowError:  # an int of 400 digits
-        return ENDLESS_WAIT
-    return None if math.isnan(seconds) else seconds
-
-
-def _seconds_until(text, now):
-    """Seconds from `now` to the HTTP-date `text`, or None when it is no date."""
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = datetime.now(timezone.utc) if now is None else now
-    return (when - now).total_seconds()
 
 
 def server_usage(headers):
@@ -159,21 +98,6 @@ def server_usage(headers):
     except ValueError:
         return None
     return share if 0.0 < share < 100.0 else None
-
-
-def observe_usage(quota, headers):
-    """Tell `quota` what the server counted in its window, when the answer says (see WindowQuota)."""
-    share = server_usage(headers)
-    if quota is not None and share is not None:
-        quota.observe_usage(share, hold=USAGE_HOLD)
-
-
-def check_retry_after(wait, method, path):
-    """Refuse to wait longer than MAX_RETRY_AFTER: the device fails clearly instead of stalling the play."""
-    if wait is not None and wait > MAX_RETRY_AFTER:
-        raise TransientError("the server asked to wait %d s before retrying, more than the %d s a task waits;"
-                             " run the task again later" % (wait, MAX_RETRY_AFTER), method=method, path=path,
-                             status=429)
 
 
 def _location(answer):
@@ -206,12 +130,14 @@ class HttpTransport:
         self.validate_certs = validate_certs
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.retry = RetryPolicy(max_retries, backoff_base, backoff_cap)
         self.sleep = sleep
         self.clock = clock
         # Quotas shared between processes compare wall-clock timestamps.
         self.wall_clock = wall_clock
+        # The quotas of this API by name (the client defines them once); requests name the ones they count against.
+        self.quotas = {}
+        self._quotas_lock = threading.Lock()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         # Our own retry loop decides what is safe to resend; urllib3 must not resend behind our back.
@@ -219,16 +145,32 @@ class HttpTransport:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
-    def quota(self, limit, window, key=None):
-        """A WindowQuota on this transport's clock and sleep (tests inject theirs); with a `key`, shared by
-        every process of the controller that uses the same key. It holds no pause longer than a server may
-        ask for here: one further ahead in a shared state is discarded, not waited out."""
-        return WindowQuota(limit, window, key=key, clock=self.wall_clock, sleep=self.sleep,
-                           max_pause=MAX_RETRY_AFTER * (1 + RETRY_JITTER))
+    # --- quotas ---------------------------------------------------------------------------------
+
+    def define_quota(self, name, limit, window, key=None):
+        """The WindowQuota `name` (made on first use, on this transport's clock and sleep; tests inject theirs);
+        with a `key`, shared by every process of the controller that uses the same key. It holds no pause longer
+        than a server may ask for here: one further ahead in a shared state is discarded, not waited out."""
+        with self._quotas_lock:
+            if name not in self.quotas:
+                self.quotas[name] = WindowQuota(limit, window, key=key, clock=self.wall_clock, sleep=self.sleep,
+                                                max_pause=MAX_RETRY_AFTER * (1 + RETRY_JITTER))
+            return self.quotas[name]
+
+    def pause(self, quota, seconds):
+        """Hold back every request that counts against `quota` (a name or {name: cost}), in every thread and process."""
+        for name, dummy in _charges(quota):
+            self.quotas[name].pause(seconds)
+
+    def observe_usage(self, quota, headers):
+        """Tell `quota` what the server counted in its window, when the answer says (USAGE_HEADER; see WindowQuota)."""
+        share = server_usage(headers)
+        if share is not None:
+            for name, dummy in _charges(quota):
+                self.quotas[name].observe_usage(share, hold=USAGE_HOLD)
 
     def backoff(self, attempt):
-        """Full-jitter exponential backoff, capped."""
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, MAX_DOUBLINGS))))
+        return self.retry.backoff(attempt)
 
     def url(self, path):
         if path.startswith("http://") or path.startswith("https://"):
@@ -237,61 +179,78 @@ class HttpTransport:
             raise ValueError("a relative path needs a transport with a base_url: %s" % path)
         return self.base_url + path
 
+    # --- requests -------------------------------------------------------------------------------
+
     def request(self, method, path, params=None, json_body=None, data=None, headers=None, quota=None,
-                idempotent=None, throttled=None):
+                idempotent=None, first_attempt=0):
         """Send a request; return a Response for any status that is not retried away.
 
         Raises TransientError when retries run out, or at once for a write whose answer was lost.
         `path` may be absolute (a `@odata.nextLink`); errors name only the path, never headers.
-        `idempotent=True` marks a POST that is safe to resend (a token request). `throttled(response)`
-        tells a throttling answer the status does not show (Feishu's code 99991400 under HTTP 200 or 400).
+        `quota` names the quota (or {name: cost}) each attempt counts against. `idempotent=True` marks a POST
+        that is safe to resend (a token request). `first_attempt` carries on the count of a client that sends
+        again after an answer only it can read as throttled (wait_to_resend).
         """
         method = method.upper()
-        is_write = (method not in SAFE_METHODS) if idempotent is None else not idempotent
+        write = is_write(method, idempotent)
         url = self.url(path)
-        error_path = path.split("?", 1)[0] if path.startswith("/") else urlparse(path).path
-        attempt = 0
+        error_path = _error_path(path)
+        attempt = first_attempt
         while True:
-            ticket = quota.acquire() if quota is not None else None
-            try:
-                answer = self._send(method, url, error_path, is_write, attempt, params=params, json=json_body,
-                                    data=data, headers=headers)
-            finally:
-                if ticket is not None:
-                    quota.release(ticket)
-            if answer is None:
+            response = self._exchange(method, url, error_path, write, attempt, quota, params=params, json=json_body,
+                                      data=data, headers=headers)
+            if response is None:
                 # A read whose connection failed: back off and try again.
-                self.sleep(self.backoff(attempt))
-                attempt += 1
-                continue
-            response = Response(answer.status_code, answer.headers, answer.text)
-            observe_usage(quota, response.headers)
-            if 300 <= response.status < 400:
-                raise ApiError("the server redirected the request to %s; this collection does not follow redirects:"
-                               " check the API's base URL" % _location(answer), method=method, path=error_path,
-                               status=response.status)
-            is_throttled = response.status == 429 or (throttled is not None and throttled(response))
-            if not is_throttled and response.status not in RETRIABLE_STATUSES:
+                self.sleep(self.retry.backoff(attempt))
+            elif not self._wait_to_resend(response, method, error_path, write, quota, throttled=False):
                 return response
-            if not is_throttled and is_write:
-                # A 5xx after a write: the server may or may not have applied it.
-                return response
-            if attempt >= self.max_retries:
-                return response
-            wait = retry_after_seconds(response.headers)
-            check_retry_after(wait, method, error_path)
-            if wait is None:
-                wait = self.backoff(attempt)
-            else:
-                wait = wait + random.uniform(0, RETRY_JITTER * max(wait, 0.1))
-            if quota is not None and is_throttled:
-                # Every thread and process that shares the quota holds back, not only this request.
-                quota.pause(wait)
-            else:
-                self.sleep(wait)
             attempt += 1
 
-    def _send(self, method, url, error_path, is_write, attempt, **kwargs):
+    def wait_to_resend(self, response, method, path, idempotent=None, quota=None, throttled=False):
+        """Whether to send again after `response`, having waited as the retry policy says (see request()).
+
+        For a client that reads throttling in the body (`throttled`): the transport only returns what it saw.
+        """
+        return self._wait_to_resend(response, method.upper(), _error_path(path), is_write(method, idempotent), quota,
+                                    throttled)
+
+    def _wait_to_resend(self, response, method, error_path, write, quota, throttled):
+        throttled = throttled or response.status == 429
+        decision = self.retry.decide(response.status, response.headers, response.attempt, write, throttled=throttled)
+        if decision.too_long is not None:
+            # The device fails clearly instead of stalling the play.
+            raise TransientError("the server asked to wait %d s before retrying, more than the %d s a task waits;"
+                                 " run the task again later" % (decision.too_long, MAX_RETRY_AFTER), method=method,
+                                 path=error_path, status=429)
+        if not decision.retry:
+            return False
+        wait = spread(decision.wait) if decision.asked else decision.wait
+        if quota is not None and throttled:
+            # Every thread and process that shares the quota holds back, not only this request.
+            self.pause(quota, wait)
+        else:
+            self.sleep(wait)
+        return True
+
+    def _exchange(self, method, url, error_path, write, attempt, quota, **kwargs):
+        """One attempt inside its quota: a Response, or None for a read whose connection failed."""
+        tickets = [(self.quotas[name], self.quotas[name].acquire(cost)) for name, cost in _charges(quota)]
+        try:
+            answer = self._send(method, url, error_path, write, attempt, **kwargs)
+        finally:
+            for window, ticket in tickets:
+                window.release(ticket)
+        if answer is None:
+            return None
+        response = Response(answer.status_code, answer.headers, answer.text, attempt=attempt)
+        self.observe_usage(quota, response.headers)
+        if 300 <= response.status < 400:
+            raise ApiError("the server redirected the request to %s; this collection does not follow redirects:"
+                           " check the API's base URL" % _location(answer), method=method, path=error_path,
+                           status=response.status)
+        return response
+
+    def _send(self, method, url, error_path, write, attempt, **kwargs):
         """One HTTP exchange: the requests answer, or None for a read to retry; every failure of requests
         becomes one of the collection's errors, so no traceback reaches the user."""
         try:
@@ -306,7 +265,7 @@ class HttpTransport:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
             reason = "connection failed (%s)" % type(exc).__name__
-            if is_write:
+            if write:
                 raise TransientError("%s before an answer to a write arrived" % reason,
                                      maybe_applied=True, method=method, path=error_path)
             if attempt >= self.max_retries:
@@ -327,6 +286,18 @@ class HttpTransport:
 
     def close(self):
         self.session.close()
+
+
+def _charges(quota):
+    """[(name, cost)] of a request's quota: None, a name (cost 1) or {name: cost}."""
+    if quota is None:
+        return []
+    return [(quota, 1)] if isinstance(quota, str) else sorted(quota.items())
+
+
+def _error_path(path):
+    """What errors name of a path: no query (it may carry a token or a skip token), no host."""
+    return path.split("?", 1)[0] if path.startswith("/") else urlparse(path).path
 
 
 def _valid_header_value(value):

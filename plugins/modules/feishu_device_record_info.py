@@ -81,6 +81,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_client import FeishuClient, check_device_record_id
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_filters import list_filters
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import FeishuDeviceRecords
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, argument_spec
 
@@ -90,22 +91,20 @@ def run(module, client):
     limit = params.get("limit")
     if limit is not None and limit < 1:
         raise InputError("limit must be at least 1, not %d" % limit)
+    directory = FeishuDeviceRecords(client)
     records, missing = [], []
     if params.get("device_record_id") is not None:
-        for record_id in params["device_record_id"]:
+        record_ids = params["device_record_id"]
+        for record_id in record_ids:
             check_device_record_id(record_id)
-        for record_id in params["device_record_id"]:
-            record = client.get_record(record_id)
-            if record is None:
+        found = directory.read(record_ids)
+        for record_id in record_ids:
+            if found[record_id] is None:
                 missing.append(record_id)
             else:
-                records.append(record)
+                records.append(found[record_id])
     else:
-        page_size = min(limit, 100) if limit else 100
-        for record in client.iter_records(list_filters(params.get("filters")), page_size=page_size):
-            records.append(record)
-            if limit and len(records) >= limit:
-                break
+        records = list(directory.iter_matching(list_filters(params.get("filters")), limit=limit))
     if limit:
         records = records[:limit]
     return dict(changed=False, device_records=records, missing=missing)

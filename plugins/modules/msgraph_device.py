@@ -220,12 +220,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetguard.devices.plugins.module_utils.device_task import run_device_task
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import BETA_PROPERTIES, GraphDevices, desired_properties
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import GraphDevices
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import DeviceAddress
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import (
+    BETA_PROPERTIES,
+    IDENTITY_FIELDS,
+    desired_properties,
+)
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
-
-IDENTITY_FIELDS = ("id", "device_id", "display_name")
 
 
 def run(module, client):

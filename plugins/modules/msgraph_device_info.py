@@ -119,10 +119,9 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import I
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import GraphDevices
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import DeviceAddress, sign_in_filter
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import IDENTITY_FIELDS
 from ansible_collections.fleetguard.devices.plugins.module_utils.module_runner import run_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.options import MSGRAPH_OPTIONS, argument_spec
-
-IDENTITY_FIELDS = ("id", "device_id", "display_name")
 
 
 def run(module, client):
@@ -132,15 +131,12 @@ def run(module, client):
         raise InputError("limit must be at least 1, not %d" % limit)
     # Checked before any request: a bad bound names its value, and no device is read.
     sign_in = sign_in_filter(params.get("last_sign_in_before"), params.get("last_sign_in_after"))
-    address = DeviceAddress(params["api_version"], params.get("user"))
-    if params.get("select"):
-        address.select = ",".join(params["select"])
-    devices = GraphDevices(client, address)
+    devices = GraphDevices(client, DeviceAddress(params["api_version"], params.get("user"), select=params.get("select")))
     result = dict(changed=False, devices=[], missing=[])
     for field in IDENTITY_FIELDS:
         values = params.get(field)
         if values:
-            matches = devices.resolve(field, values)
+            matches, dummy_hints = devices.resolve(field, values)
             for value in dict.fromkeys(values):
                 if matches[value]:
                     result["devices"].extend(matches[value])

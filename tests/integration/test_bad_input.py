@@ -27,6 +27,7 @@ import yaml
 from sandbox.feishu import FeishuSandbox
 from sandbox.msgraph import GraphSandbox
 from sandbox.server import SandboxHTTPServer
+from tests.ansible_output import plain
 
 # The sizes and seeds of the `feishu` and `graph` fixtures: an emulator of a case's own holds the same ids.
 FEISHU_FLEET = dict(records=60, seed=7)
@@ -161,23 +162,35 @@ def judge(case, entry, sandbox, targets):
     message = result.get("msg") or ""
     text = json.dumps(result)
     problems = ["a traceback reached the user (%s)" % marker for marker in NO_TRACE if marker in text]
-    if case.succeed:
-        if entry["status"] != "ok":
-            problems.append("must be accepted, but failed: %s" % cut(message))
-    else:
+    if case.succeed and entry["status"] != "ok":
+        problems.append("must be accepted, but failed: %s" % cut(message))
+    elif not case.succeed:
         if entry["status"] != "failed":
             return problems + ["must fail, but ended %s (changed=%s)" % (entry["status"], result.get("changed"))]
-        for pattern in case.expect:
-            if not re.search(pattern, message):
-                problems.append("the message lacks /%s/: %s" % (pattern, cut(message)))
-        for pattern in case.reject:
-            if re.search(pattern, message):
-                problems.append("the message must not say /%s/: %s" % (pattern, cut(message)))
-        if len(message) > MESSAGE_MAX:
-            problems.append("the message is %d characters long: %s" % (len(message), cut(message)))
-        for value in long_values(case.args):
-            if value in message:
-                problems.append("the message repeats a %d-character value whole" % len(value))
+        problems += refusal_problems(case, message)
+    problems += request_problems(case, sandbox, targets)
+    if case.verify is not None:
+        problems.extend(case.verify(result, sandbox))
+    return problems
+
+
+def refusal_problems(case, message):
+    """What is wrong with the message of a refusal: the patterns it must and must not match, its size, and long
+    values repeated whole."""
+    problems = ["the message lacks /%s/: %s" % (pattern, cut(message))
+                for pattern in case.expect if not re.search(pattern, message)]
+    problems += ["the message must not say /%s/: %s" % (pattern, cut(message))
+                 for pattern in case.reject if re.search(pattern, message)]
+    if len(message) > MESSAGE_MAX:
+        problems.append("the message is %d characters long: %s" % (len(message), cut(message)))
+    problems += ["the message repeats a %d-character value whole" % len(value)
+                 for value in long_values(case.args) if value in message]
+    return problems
+
+
+def request_problems(case, sandbox, targets):
+    """Writes to the case's devices, and any request at all when the input must be refused before one."""
+    problems = []
     if case.own_sandbox:
         wrote = writes(sandbox)
     else:
@@ -186,9 +199,40 @@ def judge(case, entry, sandbox, targets):
         problems.append("wrote: %s" % ["%s %s %s" % (e["method"], e["path"], e["status"]) for e in wrote])
     if case.no_request and len(sandbox.wire):
         problems.append("sent %d requests; the input is refused before any" % len(sandbox.wire))
-    if case.verify is not None:
-        problems.extend(case.verify(result, sandbox))
     return problems
+
+
+def case_sandbox(case, shared):
+    """The emulator a case runs against: its own (with its faults) or the shared one of its API."""
+    if not case.own_sandbox:
+        return shared[case.api]
+    sandbox = (FeishuSandbox(**FEISHU_FLEET) if case.api == "feishu" else GraphSandbox(**GRAPH_FLEET)).start()
+    for rule in case.faults or []:
+        sandbox.faults.add(**rule)
+    return sandbox
+
+
+def case_task(case, sandbox):
+    args = dict(case.args)
+    args.update(connection(case, sandbox))
+    task = {"name": case.name, "fleetguard.devices." + case.module: args, "ignore_errors": True}
+    if case.env is not None:
+        task["environment"] = case.env
+    if case.check:
+        task["check_mode"] = True
+    return task
+
+
+def stray_writes(cases, shared, fleet_ids):
+    """Writes to a shared emulator that no case's devices explain."""
+    report = []
+    for api, sandbox in shared.items():
+        claimed = [e for case in cases if not case.own_sandbox and case.api == api for e in writes(sandbox)
+                   if any(t in e["path"] for t in fleet_ids if t in json.dumps(case.args))]
+        stray = [e for e in writes(sandbox) if e not in claimed]
+        if stray:
+            report.append("%s emulator: writes no case explains: %s" % (api, [(e["method"], e["path"]) for e in stray]))
+    return report
 
 
 def run_table(playbook, feishu, graph, cases, extra_env=None):
@@ -200,21 +244,8 @@ def run_table(playbook, feishu, graph, cases, extra_env=None):
     sandboxes, tasks = {}, []
     try:
         for case in cases:
-            if case.own_sandbox:
-                sandbox = (FeishuSandbox(**FEISHU_FLEET) if case.api == "feishu" else GraphSandbox(**GRAPH_FLEET)).start()
-                for rule in case.faults or []:
-                    sandbox.faults.add(**rule)
-            else:
-                sandbox = shared[case.api]
-            sandboxes[case.name] = sandbox
-            args = dict(case.args)
-            args.update(connection(case, sandbox))
-            task = {"name": case.name, "fleetguard.devices." + case.module: args, "ignore_errors": True}
-            if case.env is not None:
-                task["environment"] = case.env
-            if case.check:
-                task["check_mode"] = True
-            tasks.append(task)
+            sandboxes[case.name] = case_sandbox(case, shared)
+            tasks.append(case_task(case, sandboxes[case.name]))
         run = playbook(yaml.safe_dump(tasks, allow_unicode=True, width=float("inf"), sort_keys=False),
                        module_defaults=False, extra_env=extra_env)
         results = dict((entry["task"], entry) for entry in run.results)
@@ -224,12 +255,7 @@ def run_table(playbook, feishu, graph, cases, extra_env=None):
             problems = judge(case, results.get(case.name), sandboxes[case.name], targets)
             if problems:
                 report.append("%s: %s" % (case.name, "; ".join(problems)))
-        for api, sandbox in shared.items():
-            claimed = [e for case in cases if not case.own_sandbox and case.api == api for e in writes(sandbox)
-                       if any(t in e["path"] for t in fleet_ids if t in json.dumps(case.args))]
-            stray = [e for e in writes(sandbox) if e not in claimed]
-            if stray:
-                report.append("%s emulator: writes no case explains: %s" % (api, [(e["method"], e["path"]) for e in stray]))
+        report += stray_writes(cases, shared, fleet_ids)
     finally:
         for case in cases:
             if case.own_sandbox:
@@ -844,17 +870,6 @@ def inventory_list(playbook, tmp_path, source_name, text):
                           universal_newlines=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return plain(json.loads(proc.stdout)["_meta"]["hostvars"]), proc.stderr
-
-
-def plain(value):
-    """--list output without the markers of untrusted values ({"__ansible_unsafe": value})."""
-    if isinstance(value, dict):
-        if list(value) == ["__ansible_unsafe"]:
-            return value["__ansible_unsafe"]
-        return dict((key, plain(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 def test_2_a_device_named_like_another_ones_fallback_host_name_keeps_its_host(feishu, graph, playbook, tmp_path):

@@ -245,6 +245,55 @@ def fault_figures(entries):
     return dict(sorted(kinds.items()))
 
 
+def run1_problems(feishu, graph, feishu_run1, graph_run1, listed_records, listed_devices):
+    """Every device of run 1 is done or named with its reason, and a device run 1 wrote is reported changed (or
+    uncertain), never unchanged, never failed."""
+    problems = []
+    for api, run, task, listed, key, done in (
+            ("Feishu", feishu_run1, FEISHU_WRITE_TASK, listed_records, "device_record_id",
+             lambda rid: feishu.records[rid].get("device_status") == 2),
+            ("Graph", graph_run1, GRAPH_WRITE_TASK, listed_devices, "id",
+             lambda oid: graph.devices[oid]["accountEnabled"] is False
+             and graph.devices[oid]["extensionAttributes"]["extensionAttribute15"] == TAG)):
+        outcomes = outcomes_of(run, task)
+        if [o["identifier"] for o in outcomes] != listed:
+            problems.append("%s run 1 did not report every device in order: %d outcomes for %d devices; output:\n%s"
+                            % (api, len(outcomes), len(listed), run.stdout[-3000:]))
+            continue
+        problems += outcome_problems(api, outcomes, messages_of(run, task), key, done)
+    run1_applied = dict(
+        Feishu=set(written_id(e) for e in applied(feishu.wire.entries(method="PUT"))),
+        Graph=set(written_id(e) for e in applied(graph.wire.entries(method="PATCH"))))
+    for api, run, task, key in (("Feishu", feishu_run1, FEISHU_WRITE_TASK, "device_record_id"),
+                                ("Graph", graph_run1, GRAPH_WRITE_TASK, "id")):
+        for outcome in outcomes_of(run, task):
+            if outcome["outcome"] in ("unchanged", "failed") and outcome[key] in run1_applied[api]:
+                problems.append("%s %s was written by run 1 but reported %s: %s" % (
+                    api, outcome[key], outcome["outcome"], outcome.get("reason", "")[:200]))
+    return problems
+
+
+def outcome_problems(api, outcomes, message, key, done):
+    problems = []
+    for outcome in outcomes:
+        if outcome["outcome"] in ("changed", "unchanged"):
+            if not done(outcome[key]):
+                problems.append("%s %s reported %s but is not in the desired state" % (api, outcome[key],
+                                                                                       outcome["outcome"]))
+        elif not outcome.get("reason") or outcome["identifier"] not in message:
+            problems.append("%s %s ended %s without being named with a reason"
+                            % (api, outcome[key], outcome["outcome"]))
+    return problems
+
+
+def run3_problems(third):
+    """Run 3 over a converged fleet succeeds and changes nothing."""
+    return ["%s run 3 failed or reported a change:\n%s" % (api, run.stdout[-3000:])
+            for api, task, (run, dummy) in (("Feishu", FEISHU_WRITE_TASK, third["feishu"]),
+                                            ("Graph", GRAPH_WRITE_TASK, third["graph"]))
+            if run.returncode != 0 or [r.get("changed") for r in module_results(run, task)] != [False]]
+
+
 def test_quarantine_of_1000_records_and_1000_devices_under_20_percent_faults(
         soak_feishu, soak_graph, playbook, tmp_path):
     feishu, graph = soak_feishu, soak_graph
@@ -277,37 +326,7 @@ def test_quarantine_of_1000_records_and_1000_devices_under_20_percent_faults(
     feishu_seq, graph_seq = feishu.wire.entries()[-1]["seq"], graph.wire.entries()[-1]["seq"]
 
     # Every device is done or named with its reason. Problems are collected, the figures printed, then asserted.
-    problems = []
-    for api, run, task, listed, key, done in (
-            ("Feishu", feishu_run1, FEISHU_WRITE_TASK, listed_records, "device_record_id",
-             lambda rid: feishu.records[rid].get("device_status") == 2),
-            ("Graph", graph_run1, GRAPH_WRITE_TASK, listed_devices, "id",
-             lambda oid: graph.devices[oid]["accountEnabled"] is False
-             and graph.devices[oid]["extensionAttributes"]["extensionAttribute15"] == TAG)):
-        outcomes = outcomes_of(run, task)
-        if [o["identifier"] for o in outcomes] != listed:
-            problems.append("%s run 1 did not report every device in order: %d outcomes for %d devices; output:\n%s"
-                            % (api, len(outcomes), len(listed), run.stdout[-3000:]))
-            continue
-        message = messages_of(run, task)
-        for outcome in outcomes:
-            if outcome["outcome"] in ("changed", "unchanged"):
-                if not done(outcome[key]):
-                    problems.append("%s %s reported %s but is not in the desired state" % (api, outcome[key],
-                                                                                           outcome["outcome"]))
-            elif not outcome.get("reason") or outcome["identifier"] not in message:
-                problems.append("%s %s ended %s without being named with a reason"
-                                % (api, outcome[key], outcome["outcome"]))
-    # A device this run wrote is reported changed (or uncertain), never unchanged, never failed.
-    run1_applied = dict(
-        Feishu=set(written_id(e) for e in applied(feishu.wire.entries(method="PUT"))),
-        Graph=set(written_id(e) for e in applied(graph.wire.entries(method="PATCH"))))
-    for api, run, task, key in (("Feishu", feishu_run1, FEISHU_WRITE_TASK, "device_record_id"),
-                                ("Graph", graph_run1, GRAPH_WRITE_TASK, "id")):
-        for outcome in outcomes_of(run, task):
-            if outcome["outcome"] in ("unchanged", "failed") and outcome[key] in run1_applied[api]:
-                problems.append("%s %s was written by run 1 but reported %s: %s" % (
-                    api, outcome[key], outcome["outcome"], outcome.get("reason", "")[:200]))
+    problems = run1_problems(feishu, graph, feishu_run1, graph_run1, listed_records, listed_devices)
     failed_reasons = collections.Counter(
         "%s: %s" % (api, outcome["reason"].split(" (", 1)[0][:90])
         for api, run, task in (("Feishu", feishu_run1, FEISHU_WRITE_TASK), ("Graph", graph_run1, GRAPH_WRITE_TASK))
@@ -317,9 +336,8 @@ def test_quarantine_of_1000_records_and_1000_devices_under_20_percent_faults(
 
     # Run 2 converges, run 3 changes nothing.
     second = run_both(playbook, tmp_path, "run2", feishu_vars(feishu, listed_records), graph_vars(graph, listed_devices))
-    for api, (run, dummy) in second.items():
-        if run.returncode != 0:
-            problems.append("%s run 2 did not converge:\n%s" % (api, run.stdout[-3000:]))
+    problems += ["%s run 2 did not converge:\n%s" % (api, run.stdout[-3000:])
+                 for api, (run, dummy) in second.items() if run.returncode != 0]
     with feishu.lock:
         undone = [rid for rid in listed_records if feishu.records[rid].get("device_status") != 2]
     with graph.lock:
@@ -329,10 +347,7 @@ def test_quarantine_of_1000_records_and_1000_devices_under_20_percent_faults(
         problems.append("not quarantined after run 2: %s" % undone)
     feishu_seq2, graph_seq2 = feishu.wire.entries()[-1]["seq"], graph.wire.entries()[-1]["seq"]
     third = run_both(playbook, tmp_path, "run3", feishu_vars(feishu, listed_records), graph_vars(graph, listed_devices))
-    for api, task, (run, dummy) in (("Feishu", FEISHU_WRITE_TASK, third["feishu"]),
-                                    ("Graph", GRAPH_WRITE_TASK, third["graph"])):
-        if run.returncode != 0 or [r.get("changed") for r in module_results(run, task)] != [False]:
-            problems.append("%s run 3 failed or reported a change:\n%s" % (api, run.stdout[-3000:]))
+    problems += run3_problems(third)
     third_writes = [e for e in feishu.wire.entries(since=feishu_seq2) + graph.wire.entries(since=graph_seq2)
                     if e["method"] in ("PUT", "PATCH", "DELETE")]
     if third_writes:
@@ -398,5 +413,5 @@ def test_quarantine_of_1000_records_and_1000_devices_under_20_percent_faults(
     }
     text = "fault soak figures:\n" + json.dumps(figures, indent=2)
     print("\n" + text)
-    warnings.warn(SoakFigures(text))
+    warnings.warn(SoakFigures(text), stacklevel=1)
     assert problems == [], "\n".join(problems)

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from tests.ansible_output import plain
+
 FEISHU_SOURCE = """
 plugin: fleetguard.devices.feishu_device_records
 base_url: {url}
@@ -70,18 +72,6 @@ class Ansible:
         proc = self.run("ansible-inventory", *(args + ["--list"] + list(flags)))
         assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr
         return plain(json.loads(proc.stdout))
-
-
-def plain(value):
-    """The --list output without its markers: values the API sent are untrusted, which --list shows as
-    {"__ansible_unsafe": value} (ansible-core never renders them as templates)."""
-    if isinstance(value, dict):
-        if list(value) == ["__ansible_unsafe"]:
-            return value["__ansible_unsafe"]
-        return dict((key, plain(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 @pytest.fixture

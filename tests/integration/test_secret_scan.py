@@ -212,7 +212,7 @@ def written_files(canaries):
     files = {}
     skip = set(str(path) for path in canaries.inputs) | {str(canaries.tmp_path / "inputs")}
     for top, label in ((str(canaries.tmp_path), ""), (canaries.tmp_dir, "TMPDIR")):
-        for root, dirs, names in os.walk(top):
+        for root, dummy_dirs, names in os.walk(top):
             if any(root == s or root.startswith(s + os.sep) for s in skip):
                 continue
             for name in names:

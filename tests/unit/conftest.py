@@ -200,6 +200,19 @@ class MainRun:
         return "MainRun(failed=%r, result=%r)" % (self.failed, self.result)
 
 
+def allow_only_loopback(monkeypatch):
+    """The modules talk only to the emulators on 127.0.0.1: a default endpoint left in by mistake must fail
+    the test, not reach (or wait for) the real API."""
+    real_connect = socket.socket.connect
+
+    def loopback_only(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1"):
+            raise NonLoopbackConnection("a unit test tried to connect to %r" % (address,))
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+
+
 @pytest.fixture
 def run_main(monkeypatch):
     """run_main(module, args, check_mode=False, diff=False, env=None) -> MainRun.
@@ -223,17 +236,7 @@ def run_main(monkeypatch):
 
     monkeypatch.setattr(AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(AnsibleModule, "fail_json", fail_json)
-
-    # The modules talk only to the emulators on 127.0.0.1: a default endpoint left in by mistake must fail
-    # the test, not reach (or wait for) the real API.
-    real_connect = socket.socket.connect
-
-    def loopback_only(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1"):
-            raise NonLoopbackConnection("a unit test tried to connect to %r" % (address,))
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    allow_only_loopback(monkeypatch)
 
     def run(module, args, check_mode=False, diff=False, env=None):
         args = dict(args)

@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetguard.devices.plugins.filter import devices
 from ansible_collections.fleetguard.devices.plugins.filter.devices import baseline_plan
+from ansible_collections.fleetguard.devices.plugins.plugin_utils import baseline
 from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import DEVICE_OWNERSHIP, DEVICE_STATUS
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import EXTENSION_ATTRIBUTES, V1_PROPERTIES
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import EXTENSION_ATTRIBUTES, V1_PROPERTIES
 
 COLLECTION_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
@@ -221,16 +221,16 @@ class TestTables:
     """The fields come from the modules' tables in module_utils, and the audit role passes them all on."""
 
     def test_graph_fields_are_properties_the_module_sets(self):
-        assert set(devices.MSGRAPH_DESIRED) <= set(V1_PROPERTIES)
-        assert set(devices.MSGRAPH_DESIRED) == set(V1_PROPERTIES) - {"new_display_name"}
+        assert set(baseline.MSGRAPH_DESIRED) <= set(V1_PROPERTIES)
+        assert set(baseline.MSGRAPH_DESIRED) == set(V1_PROPERTIES) - {"new_display_name"}
 
     def test_extension_attribute_columns_are_the_module_table(self):
-        assert set(EXTENSION_ATTRIBUTES) <= devices.KNOWN_FIELDS
+        assert set(EXTENSION_ATTRIBUTES) <= baseline.KNOWN_FIELDS
         assert problems({"id": "X", EXTENSION_ATTRIBUTES[-1]: "x"}) == []
 
     @pytest.mark.parametrize("module, identifiers, desired", [
-        ("fleetguard.devices.feishu_device_record", devices.FEISHU_IDENTIFIERS, tuple(devices.FEISHU_DESIRED)),
-        ("fleetguard.devices.msgraph_device", devices.MSGRAPH_IDENTIFIERS, devices.MSGRAPH_DESIRED),
+        ("fleetguard.devices.feishu_device_record", baseline.FEISHU_IDENTIFIERS, tuple(baseline.FEISHU_DESIRED)),
+        ("fleetguard.devices.msgraph_device", baseline.MSGRAPH_IDENTIFIERS, baseline.MSGRAPH_DESIRED),
     ])
     def test_the_audit_role_passes_every_field_a_plan_can_hold_to_the_module(self, module, identifiers, desired):
         with open(os.path.join(COLLECTION_ROOT, "roles", "audit", "tasks", "main.yml")) as tasks_file:

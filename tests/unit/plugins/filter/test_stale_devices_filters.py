@@ -352,9 +352,9 @@ def test_the_probe_is_a_device_graphs_rule_documents_as_non_windows_never_one_it
 
 def test_the_filter_asks_the_modules_windows_rule():
     # The filter's probe and its blocked rows follow windows_class: an undocumented device is not Windows there.
-    from ansible_collections.fleetguard.devices.plugins.filter import stale_devices
-    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import WINDOWS, windows_class
+    from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import WINDOWS, windows_class
+    from ansible_collections.fleetguard.devices.plugins.plugin_utils import stale_lifecycle
 
     for operating_system in ("Windows", "Windows Server", None, "iOS"):
         row = {"operatingSystem": operating_system}
-        assert stale_devices._windows(row) is (windows_class(operating_system) == WINDOWS)
+        assert stale_lifecycle.windows(row) is (windows_class(operating_system) == WINDOWS)

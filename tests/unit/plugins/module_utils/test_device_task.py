@@ -57,7 +57,7 @@ class FakeDirectory:
     def resolve(self, field, values):
         self.calls.append(("resolve", field, list(values)))
         key = "displayName" if field == "display_name" else field
-        return dict((value, [dict(d) for d in self.devices.values() if d[key] == value]) for value in values)
+        return dict((value, [dict(d) for d in self.devices.values() if d[key] == value]) for value in values), self.hints
 
     def converge(self, objects, desired, check_mode):
         self.calls.append(("converge", [o["id"] for o in objects], dict(desired), check_mode))

@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_devices import (
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import (
     NOT_WINDOWS,
     UNDOCUMENTED,
     WINDOWS,

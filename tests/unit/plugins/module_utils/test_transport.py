@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import ApiError, InputError, TransientError
+from ansible_collections.fleetguard.devices.plugins.module_utils.retry_policy import retry_after_seconds
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
     HttpTransport,
     path_segment,
-    retry_after_seconds,
     server_usage,
 )
 
@@ -216,7 +216,11 @@ def test_a_throttling_answer_under_http_200_is_retried_when_the_client_says_so(s
     scripted_server.script = [(200, {"x-ogw-ratelimit-reset": "1"}, {"code": 99991400, "msg": "request trigger frequency limit"}),
                               (200, {}, {"code": 0, "data": {}})]
     transport, sleeps = make_transport(scripted_server)
-    response = transport.request("GET", "/x", throttled=lambda answer: answer.json.get("code") == 99991400)
+    # The transport returns what it saw; the client, which reads the body, asks it to wait and sends again.
+    response = transport.request("GET", "/x")
+    assert response.json.get("code") == 99991400 and sleeps == []
+    assert transport.wait_to_resend(response, "GET", "/x", throttled=True)
+    response = transport.request("GET", "/x", first_attempt=response.attempt + 1)
     assert response.json == {"code": 0, "data": {}} and 1.0 <= sleeps[0] <= 1.1
 
 
@@ -342,8 +346,8 @@ def test_a_throttled_request_pauses_its_quota_no_longer_than_the_cap(scripted_se
         now[0] += seconds
 
     transport = HttpTransport(scripted_server.url, timeout=5, sleep=sleep, wall_clock=lambda: now[0])
-    quota = transport.quota(10, 1.0)
-    assert transport.request("GET", "/x", quota=quota).status == 200
+    quota = transport.define_quota("reads", 10, 1.0)
+    assert transport.request("GET", "/x", quota="reads").status == 200
     assert len(sleeps) == 1 and 180.0 <= sleeps[0] <= quota.max_pause
 
 
