@@ -2,9 +2,9 @@
 emulators on 127.0.0.1 (nothing is mocked inside the code)."""
 
 import asyncio
+import importlib.util
 import json
 import os
-import runpy
 import stat
 import time
 
@@ -24,7 +24,12 @@ CONNECTION_ENV = ("AZURE_TENANT_ID", "AZURE_TENANT", "AZURE_CLIENT_ID", "AZURE_C
 
 def source_main(name):
     """The plugin's main, loaded by path as ansible-rulebook loads it."""
-    return runpy.run_path(os.path.join(SOURCES, name + ".py"))["main"]
+    # By file location, as ansible-rulebook loads a source: runpy.run_path would take a path under ansible-test's
+    # collection loader for a package and look for a __main__ in it.
+    spec = importlib.util.spec_from_file_location("fleetguard_source_" + name, os.path.join(SOURCES, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,10 @@ what Graph, Feishu, a state file or an operator may hand them that the happy pat
 on 127.0.0.1 (crafted answers through their `answer` fault), nothing mocked inside the code."""
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
-import runpy
 import stat
 import threading
 import time
@@ -30,7 +30,12 @@ RECORDS = "device_records$"
 
 
 def source_main(name):
-    return runpy.run_path(os.path.join(SOURCES, name + ".py"))["main"]
+    # By file location, as ansible-rulebook loads a source: runpy.run_path would take a path under ansible-test's
+    # collection loader for a package and look for a __main__ in it.
+    spec = importlib.util.spec_from_file_location("fleetguard_source_" + name, os.path.join(SOURCES, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 @pytest.fixture(autouse=True)
