@@ -213,10 +213,11 @@ units: venv venv312 tree-link tree-sanity
 # Integration tests spend most of their time in ansible-playbook start-up and in waiting on the
 # emulators' rate limits: two workers (each test has its own emulators on free ports) halve the time.
 INTEGRATION_WORKERS ?= 2
+# The 15 slowest tests are listed after each leg: where CI's time goes.
 integration: venv venv312 eda tree-link
-	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/integration -- -n $(INTEGRATION_WORKERS) $(PYTEST_ARGS)
+	$(RUN) tools/pytest-run py3.11 $(VENV)/bin/python tests/integration -- -n $(INTEGRATION_WORKERS) --durations=15 $(PYTEST_ARGS)
 	@if [ -f $(VENV312)/.stamp ] && [ -n "$(PYTHON312)" ]; then \
-	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/integration -- -n $(INTEGRATION_WORKERS) $(PYTEST_ARGS); \
+	  $(RUN312) tools/pytest-run py3.12 $(VENV312)/bin/python tests/integration -- -n $(INTEGRATION_WORKERS) --durations=15 $(PYTEST_ARGS); \
 	else echo "*** WARNING: no $(VENV312): integration tests under Python 3.12 SKIPPED"; fi
 
 build: venv
