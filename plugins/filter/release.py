@@ -48,8 +48,8 @@ def msgraph_refusals(devices, tag_attribute, tag_prefix, enable_accounts):
 
 def release_refusals(feishu_current, msgraph_current, tag_attribute, tag_prefix, enable_accounts=True):
     """Why each device that shows no sign of a quarantine is refused: Feishu records first, then Graph devices."""
-    return (feishu_refusals(_read(feishu_current, "device_records"))
-            + msgraph_refusals(_read(msgraph_current, "devices"), tag_attribute, tag_prefix, bool(enable_accounts)))
+    refusals = feishu_refusals(_read(feishu_current, "device_records"))
+    return refusals + msgraph_refusals(_read(msgraph_current, "devices"), tag_attribute, tag_prefix, bool(enable_accounts))
 
 
 class FilterModule(object):
