@@ -30,6 +30,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.errors import (
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache, token_answer_problem
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import (
+    ApiClient,
     HttpTransport,
     check_endpoint,
     path_segment,
@@ -70,7 +71,7 @@ def normalize_record(record):
     return record
 
 
-class FeishuClient:
+class FeishuClient(ApiClient):
     """Feishu device-record endpoints over an HttpTransport."""
 
     def __init__(self, transport, app_id=None, app_secret=None, tenant_access_token=None, clock=time.monotonic):
@@ -90,16 +91,6 @@ class FeishuClient:
         host = urlparse(transport.base_url or "").netloc
         for op, limit in RATE_LIMITS.items():
             transport.define_quota(op, limit, QUOTA_WINDOW, key=scope_key("feishu", host, app, op))
-
-    @property
-    def timeout(self):
-        """Seconds a request may take: how long a write whose answer was lost may still be on its way (settle.py)."""
-        return self.transport.timeout
-
-    @property
-    def clock(self):
-        """(now, sleep) of this client's waits: time.monotonic and time.sleep, or a test's own."""
-        return self.transport.clock, self.transport.sleep
 
     @classmethod
     def from_params(cls, params):

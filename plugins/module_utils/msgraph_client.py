@@ -43,7 +43,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_propert
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import scope_key
 from ansible_collections.fleetguard.devices.plugins.module_utils.tokens import TokenCache
 from ansible_collections.fleetguard.devices.plugins.module_utils.retry_policy import is_write
-from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport, check_endpoint
+from ansible_collections.fleetguard.devices.plugins.module_utils.transport import ApiClient, HttpTransport, check_endpoint
 
 API_VERSIONS = ("v1.0", "beta")
 # How many $batch calls a directory keeps in flight (its workers): the quotas, not a queue of calls, set the pace.
@@ -88,7 +88,7 @@ def token_claims(token):
         return {}
 
 
-class GraphClient:
+class GraphClient(ApiClient):
     """Graph over an HttpTransport: one session for the authority and Graph, one token for every thread."""
 
     def __init__(self, transport, graph_endpoint, credential=None, access_token=None, api_version="v1.0",
@@ -126,16 +126,6 @@ class GraphClient:
     def app_only(self):
         """True unless the token says it acts for a user (delegated tokens carry `scp`)."""
         return "scp" not in token_claims(self.tokens.get())
-
-    @property
-    def timeout(self):
-        """Seconds a request may take: how long a write whose answer was lost may still be on its way (settle.py)."""
-        return self.transport.timeout
-
-    @property
-    def clock(self):
-        """(now, sleep) of this client's waits: time.monotonic and time.sleep, or a test's own."""
-        return self.transport.clock, self.transport.sleep
 
     def quota_of(self, method):
         """The name of the quota a request of `method` counts against, defined on the transport on first use and

@@ -115,6 +115,22 @@ def check_endpoint(url, name):
     return url
 
 
+class ApiClient:
+    """What both API clients (FeishuClient, GraphClient) tell of the transport they send through."""
+
+    transport = None
+
+    @property
+    def timeout(self):
+        """Seconds a request may take: how long a write whose answer was lost may still be on its way (settle.py)."""
+        return self.transport.timeout
+
+    @property
+    def clock(self):
+        """(now, sleep) of this client's waits: time.monotonic and time.sleep, or a test's own."""
+        return self.transport.clock, self.transport.sleep
+
+
 class HttpTransport:
     """Sends requests to one API host with retries and rate limiting. Holds no credentials."""
 

@@ -162,13 +162,21 @@ def graph_client(graph_sandbox):
     return GraphClient(transport, graph_sandbox.url, credential=credential)
 
 
-# The environment variables the modules fall back to for their connection options (see their documentation):
-# a developer's shell must not change what main() sees.
-MODULE_CONNECTION_ENV = ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL",
-                         "AZURE_TENANT_ID", "AZURE_TENANT", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SECRET",
-                         "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "MSGRAPH_ACCESS_TOKEN",
-                         "MSGRAPH_ENDPOINT", "AZURE_AUTHORITY_HOST", "AZURE_CLOUD_ENVIRONMENT", "AZURE_FEDERATED_TOKEN_FILE",
-                         "MSGRAPH_AUTH_SOURCE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+def connection_environment():
+    """Every environment variable a connection option falls back to (module_utils/options.py, as documented), and
+    those the Graph credential chain reads itself (managed identity, AKS pod identity)."""
+    from ansible_collections.fleetguard.devices.plugins.module_utils.options import FEISHU_OPTIONS, MSGRAPH_OPTIONS
+
+    names = [name for table in (FEISHU_OPTIONS, MSGRAPH_OPTIONS) for spec in table.values() for name in spec.get("env", ())]
+    return names + ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+
+
+@pytest.fixture
+def no_connection_env(monkeypatch):
+    """A developer's shell (AZURE_*, FEISHU_*, MSGRAPH_*) must not change what a module, an inventory plugin or an
+    event source sees."""
+    for name in connection_environment():
+        monkeypatch.delenv(name, raising=False)
 
 
 class NonLoopbackConnection(BaseException):
@@ -214,7 +222,7 @@ def allow_only_loopback(monkeypatch):
 
 
 @pytest.fixture
-def run_main(monkeypatch):
+def run_main(monkeypatch, no_connection_env):
     """run_main(module, args, check_mode=False, diff=False, env=None) -> MainRun.
 
     Runs `module.main()` as Ansible would, with `args` as the task's module arguments (patch_module_args) and
@@ -223,9 +231,6 @@ def run_main(monkeypatch):
     """
     from ansible.module_utils.basic import AnsibleModule
     from ansible.module_utils.testing import patch_module_args
-
-    for name in MODULE_CONNECTION_ENV:
-        monkeypatch.delenv(name, raising=False)
 
     def exit_json(self, **kwargs):
         raise MainEnded(False, kwargs, self)

@@ -2,7 +2,6 @@
 emulators on 127.0.0.1 (nothing is mocked inside the code)."""
 
 import asyncio
-import importlib.util
 import json
 import os
 import stat
@@ -12,82 +11,9 @@ import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.device_changes import ChangeTracker
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_changes import FeishuDeviceRecordChanges
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_delta import GraphDeviceChanges
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-SOURCES = os.path.join(REPO, "extensions", "eda", "plugins", "event_source")
-CONNECTION_ENV = ("AZURE_TENANT_ID", "AZURE_TENANT", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SECRET",
-                  "MSGRAPH_ACCESS_TOKEN", "MSGRAPH_ENDPOINT", "AZURE_AUTHORITY_HOST", "FEISHU_APP_ID", "FEISHU_APP_SECRET",
-                  "FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER")
-
-
-def source_main(name):
-    """The plugin's main, loaded by path as ansible-rulebook loads it."""
-    # By file location, as ansible-rulebook loads a source: runpy.run_path would take a path under ansible-test's
-    # collection loader for a package and look for a __main__ in it.
-    spec = importlib.util.spec_from_file_location("fleetguard_source_" + name, os.path.join(SOURCES, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    for name in CONNECTION_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def graph_args(graph_sandbox, monkeypatch):
-    """Connection from the environment, as an EDA credential injects it."""
-    monkeypatch.setenv("MSGRAPH_ENDPOINT", graph_sandbox.url)
-    monkeypatch.setenv("AZURE_AUTHORITY_HOST", graph_sandbox.url)
-    monkeypatch.setenv("AZURE_TENANT_ID", graph_sandbox.tenant_id)
-    monkeypatch.setenv("AZURE_CLIENT_ID", graph_sandbox.client_id)
-    monkeypatch.setenv("AZURE_CLIENT_SECRET", graph_sandbox.client_secret)
-    return dict(interval=5, max_retries=1, timeout=5)
-
-
-@pytest.fixture
-def feishu_args(feishu_sandbox, monkeypatch):
-    monkeypatch.setenv("FEISHU_BASE_URL", feishu_sandbox.url)
-    monkeypatch.setenv("FEISHU_APP_ID", feishu_sandbox.app_id)
-    monkeypatch.setenv("FEISHU_APP_SECRET", feishu_sandbox.app_secret)
-    return dict(interval=30, max_retries=1, timeout=5)
-
-
-async def collect(main, args, count, timeout, between=None):
-    """Run the source until `count` events arrived (or `timeout`); `between(events)` runs after each event."""
-    queue = asyncio.Queue()
-    task = asyncio.ensure_future(main(queue, args))
-    events = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(events) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or task.done():
-                break
-            try:
-                events.append(await asyncio.wait_for(queue.get(), min(remaining, 0.2)))
-            except asyncio.TimeoutError:
-                if between is not None:
-                    await asyncio.get_running_loop().run_in_executor(None, between, events)
-                continue
-    finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception as error:  # the source ended by itself: hand its error to the test
-            events.append(error)
-    return events
-
-
-def delta_calls(graph_sandbox):
-    return [entry for entry in graph_sandbox.wire.entries() if entry["path"].endswith("/devices/delta")]
-
+from ansible_collections.fleetguard.devices.tests.unit.plugins.event_source.source_harness import (
+    collect, delta_calls, feishu_poller, graph_poller, round_of, source_main)
 
 # --- through main(queue, args) ------------------------------------------------------------------------
 
@@ -174,18 +100,6 @@ def test_a_failed_round_does_not_end_the_source_and_is_read_again(graph_sandbox,
 
 
 # --- rounds of the blocking half (the same code main() runs in a thread) ---------------------------------
-
-
-def graph_poller(args, **more):
-    poller = GraphDeviceChanges(dict(args, **more))
-    poller.start()
-    return poller
-
-
-def round_of(poller):
-    events = poller.poll()
-    poller.commit()
-    return [event["fleetguard"] for event in events]
 
 
 def test_an_idle_graph_poll_is_one_call(graph_sandbox, graph_args):
@@ -290,12 +204,6 @@ def test_a_state_file_that_is_no_state_is_refused(graph_args, tmp_path):
 def test_a_state_file_in_a_missing_folder_is_refused(graph_args, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         GraphDeviceChanges(dict(graph_args, state_file=str(tmp_path / "none" / "graph.json")))
-
-
-def feishu_poller(args, **more):
-    poller = FeishuDeviceRecordChanges(dict(args, **more))
-    poller.start()
-    return poller
 
 
 def test_feishu_update_lists_changed_fields_never_version(feishu_sandbox, feishu_args, feishu_client):

@@ -3,85 +3,21 @@ what Graph, Feishu, a state file or an operator may hand them that the happy pat
 on 127.0.0.1 (crafted answers through their `answer` fault), nothing mocked inside the code."""
 
 import asyncio
-import importlib.util
 import json
 import logging
 import os
 import stat
 import threading
-import time
 
 import pytest
 import requests
 
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import FleetguardError, InputError
-from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_changes import FeishuDeviceRecordChanges
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_delta import GraphDeviceChanges
+from ansible_collections.fleetguard.devices.tests.unit.plugins.event_source.source_harness import (
+    DELTA, collect, delta_calls, feishu_poller, graph_poller, round_of, source_main)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-SOURCES = os.path.join(REPO, "extensions", "eda", "plugins", "event_source")
-CONNECTION_ENV = ("AZURE_TENANT_ID", "AZURE_TENANT", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SECRET",
-                  "MSGRAPH_ACCESS_TOKEN", "MSGRAPH_ENDPOINT", "AZURE_AUTHORITY_HOST", "FEISHU_APP_ID", "FEISHU_APP_SECRET",
-                  "FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
-                  "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "MSGRAPH_AUTH_SOURCE",
-                  "MSGRAPH_TENANT_SIZE", "AZURE_CLOUD_ENVIRONMENT")
-DELTA = "/devices/delta"
 RECORDS = "device_records$"
-
-
-def source_main(name):
-    # By file location, as ansible-rulebook loads a source: runpy.run_path would take a path under ansible-test's
-    # collection loader for a package and look for a __main__ in it.
-    spec = importlib.util.spec_from_file_location("fleetguard_source_" + name, os.path.join(SOURCES, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    for name in CONNECTION_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def graph_args(graph_sandbox, monkeypatch):
-    monkeypatch.setenv("MSGRAPH_ENDPOINT", graph_sandbox.url)
-    monkeypatch.setenv("AZURE_AUTHORITY_HOST", graph_sandbox.url)
-    monkeypatch.setenv("AZURE_TENANT_ID", graph_sandbox.tenant_id)
-    monkeypatch.setenv("AZURE_CLIENT_ID", graph_sandbox.client_id)
-    monkeypatch.setenv("AZURE_CLIENT_SECRET", graph_sandbox.client_secret)
-    return dict(interval=5, max_retries=1, timeout=5)
-
-
-@pytest.fixture
-def feishu_args(feishu_sandbox, monkeypatch):
-    monkeypatch.setenv("FEISHU_BASE_URL", feishu_sandbox.url)
-    monkeypatch.setenv("FEISHU_APP_ID", feishu_sandbox.app_id)
-    monkeypatch.setenv("FEISHU_APP_SECRET", feishu_sandbox.app_secret)
-    return dict(interval=30, max_retries=1, timeout=5)
-
-
-def graph_poller(args, **more):
-    poller = GraphDeviceChanges(dict(args, **more))
-    poller.start()
-    return poller
-
-
-def feishu_poller(args, **more):
-    poller = FeishuDeviceRecordChanges(dict(args, **more))
-    poller.start()
-    return poller
-
-
-def round_of(poller):
-    events = poller.poll()
-    poller.commit()
-    return [event["fleetguard"] for event in events]
-
-
-def delta_calls(graph_sandbox, since=0):
-    return [entry for entry in graph_sandbox.wire.entries(since=since) if entry["path"].endswith(DELTA)]
 
 
 def list_calls(feishu_sandbox):
@@ -356,8 +292,8 @@ def test_a_property_in_another_case_is_tracked_or_refused(graph_sandbox, graph_a
 def test_an_unknown_graph_property_is_refused_at_start_up_before_any_delta_call(graph_sandbox, graph_args):
     """`properties: [acountEnabled]` (a typo) is a bad argument: the spec says bad arguments end the source at
     start-up before any delta call. Today the source starts and Graph refuses every round with 400 for ever."""
-    events = asyncio.run(_collect(source_main("msgraph_device_changes"), dict(graph_args, properties=["acountEnabled"]),
-                                  1, 8))
+    events = asyncio.run(collect(source_main("msgraph_device_changes"), dict(graph_args, properties=["acountEnabled"]),
+                                 1, 8))
     assert events and isinstance(events[-1], FleetguardError), events
     assert "acountEnabled" in str(events[-1])
     assert delta_calls(graph_sandbox) == []
@@ -422,31 +358,6 @@ def test_a_feishu_pass_that_keeps_failing_is_logged_as_a_warning(feishu_sandbox,
     assert warned, [record.getMessage() for record in caplog.records]
 
 
-async def _collect(main, args, count, timeout):
-    queue = asyncio.Queue()
-    task = asyncio.ensure_future(main(queue, args))
-    events = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(events) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or task.done():
-                break
-            try:
-                events.append(await asyncio.wait_for(queue.get(), min(remaining, 0.2)))
-            except asyncio.TimeoutError:
-                continue
-    finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception as error:
-            events.append(error)
-    return events
-
-
 # --- credentials at start-up -----------------------------------------------------------------------------------
 
 
@@ -464,7 +375,7 @@ def test_a_refused_ready_token_ends_the_source(name, graph_sandbox, feishu_sandb
         monkeypatch.setenv("FEISHU_BASE_URL", feishu_sandbox.url)
         monkeypatch.setenv("FEISHU_TENANT_ACCESS_TOKEN", "t-not-a-token")
         args = dict(interval=30, max_retries=1, timeout=5)
-    events = asyncio.run(_collect(source_main(name), args, 1, 8))
+    events = asyncio.run(collect(source_main(name), args, 1, 8))
     assert events and isinstance(events[-1], FleetguardError), events
     assert "not-a-token" not in str(events[-1])
 
@@ -531,8 +442,8 @@ class TestHeld:
     def test_a_token_endpoint_down_at_start_is_waited_out(self, graph_sandbox, graph_args):
         """503 from the token endpoint at start-up (beyond the retries) is waited out, not fatal."""
         graph_sandbox.faults.add("status", match={"path_regex": "oauth2/v2.0/token"}, status=503, times=2)
-        events = asyncio.run(_collect(source_main("msgraph_device_changes"), dict(graph_args, initial="emit"),
-                                      len(graph_sandbox.devices), 20))
+        events = asyncio.run(collect(source_main("msgraph_device_changes"), dict(graph_args, initial="emit"),
+                                     len(graph_sandbox.devices), 20))
         assert len(events) == len(graph_sandbox.devices)
         assert {event["fleetguard"]["change"] for event in events} == {"added"}
 

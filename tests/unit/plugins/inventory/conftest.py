@@ -9,13 +9,10 @@ from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
-# The environment variables the plugins read: a developer's shell must not change what the tests see.
-CONNECTION_ENV = ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL",
-                  "AZURE_TENANT_ID", "AZURE_TENANT", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SECRET",
-                  "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "MSGRAPH_ACCESS_TOKEN",
-                  "MSGRAPH_ENDPOINT", "AZURE_AUTHORITY_HOST", "ANSIBLE_INVENTORY_CACHE", "ANSIBLE_CACHE_PLUGIN",
-                  "ANSIBLE_INVENTORY_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION",
-                  "ANSIBLE_INVENTORY_CACHE_CONNECTION")
+# Ansible's inventory cache settings: a developer's shell must not change what the tests see (the connection
+# variables are cleared by no_connection_env, tests/unit/conftest.py).
+CACHE_ENV = ("ANSIBLE_INVENTORY_CACHE", "ANSIBLE_CACHE_PLUGIN", "ANSIBLE_INVENTORY_CACHE_PLUGIN",
+             "ANSIBLE_CACHE_PLUGIN_CONNECTION", "ANSIBLE_INVENTORY_CACHE_CONNECTION")
 
 
 class Parsed:
@@ -59,8 +56,8 @@ class SourceParser:
 
 
 @pytest.fixture(autouse=True)
-def clean_connection_env(monkeypatch):
-    for name in CONNECTION_ENV:
+def clean_connection_env(monkeypatch, no_connection_env):
+    for name in CACHE_ENV:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -10,27 +10,15 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_batch i
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_client import GraphClient
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credentials import ClientSecretCredential
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+from ansible_collections.fleetguard.devices.tests.unit.plugins.module_utils.fake_time import FakeTime
 
 TENANT = "8f3c1a52-6d1e-4b7a-9c1e-2a5b7d9e0f11"
 TOKEN_OK = (200, {}, {"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ.app.token"})
 THROTTLED = {"error": {"code": "TooManyRequests", "message": "Too many requests"}}
 
 
-class FakeTime:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def make_batch(server, max_retries=3):
-    time = FakeTime()
+    time = FakeTime(now=0.0)
     transport = HttpTransport(server.url, timeout=5, max_retries=max_retries, backoff_base=0.001, sleep=time.sleep,
                               clock=time.clock, wall_clock=time.clock)
     credential = ClientSecretCredential(server.url, TENANT, "cid", server.url + "/.default", secret="s3cret-value")

@@ -20,24 +20,10 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_credent
     ClientSecretCredential,
 )
 from ansible_collections.fleetguard.devices.plugins.module_utils.transport import HttpTransport
+from ansible_collections.fleetguard.devices.tests.unit.plugins.module_utils.fake_time import FakeTime
 
 TENANT = "8f3c1a52-6d1e-4b7a-9c1e-2a5b7d9e0f11"
 TOKEN_OK = (200, {}, {"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ.app.token"})
-
-
-class FakeTime:
-    """A clock that moves only when something sleeps: waits are recorded, never spent."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def make_client(server, **kwargs):

@@ -10,21 +10,7 @@ import pytest
 
 from ansible_collections.fleetguard.devices.plugins.module_utils import quota as quota_module
 from ansible_collections.fleetguard.devices.plugins.module_utils.quota import WindowQuota, scope_key
-
-
-class FakeTime:
-    """A clock that moves only when something sleeps."""
-
-    def __init__(self, now=1000.0):
-        self.now = now
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from ansible_collections.fleetguard.devices.tests.unit.plugins.module_utils.fake_time import FakeTime
 
 
 @pytest.fixture
