@@ -15,6 +15,11 @@ import secrets
 import time
 
 from sandbox.emulator import GENERIC_FAULT_ACTIONS, Emulator
+from sandbox.feishu_answers import (
+    DEVICE_EXISTS, INTERNAL_ERROR, INVALID_DEVICE_INFO, INVALID_DEVICE_SYSTEM, INVALID_TENANT_TOKEN, MALFORMED_TOKEN,
+    NEED_TOKEN, NOT_AUTHENTICATED_DEVICE, NOT_FOUND, NOT_FOUND_OR_STALE, PARAM_ERROR, RATE_LIMITED, TOKEN_BAD_SECRET,
+    TOKEN_INVALID_PARAM, USER_TOKEN_NOT_SUPPORTED, error_answer, gateway_error_answer, has_ownership_and_status, is_int,
+    success_answer)
 from sandbox.feishu_data import (ALL_IDENTIFIERS, CREATE_STRING_FIELDS, DESKTOP_IDENTIFIERS, DESKTOP_SYSTEMS,
                                  MOBILE_IDENTIFIER, RECORD_ID_BASE, drop_empty, generate_records)
 from sandbox.feishu_query import USER_ID_TYPES, matches, parse_filters, render, single
@@ -30,62 +35,6 @@ TOKEN_REISSUE_BELOW = 1800  # the same token is returned while at least 30 minut
 RATE_LIMITS = {"create": 10, "list": 10, "update": 10, "delete": 10, "get": 50, "mine": 50}
 DEFAULT_LIMIT_FOR_FAULTS = 10
 GATEWAY_TITLES = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out"}
-
-# (HTTP status, code, msg)
-PARAM_ERROR = (400, 1780101, "Request param error.")
-INTERNAL_ERROR = (500, 1780001, "Internal server error.")
-NOT_FOUND = (400, 1785008, "The device is not found. Please check the parameter device_record_id.")
-NOT_FOUND_OR_STALE = (400, 1785008, "The device is not found. Please check the parameter device_record_id and version.")
-INVALID_DEVICE_INFO = (
-    400,
-    1785005,
-    "The device information corresponding to the operating system is invalid. "
-    "Please check the device information in the request.",
-)
-INVALID_DEVICE_SYSTEM = (400, 1785007, "The parameter device_system is invalid.")
-DEVICE_EXISTS = (400, 1785010, "The device already exists.")
-NOT_AUTHENTICATED_DEVICE = (400, 1785011, "The current user identity has not completed device authentication.")
-NEED_TOKEN = (400, 99991661, "Need a token")
-INVALID_TENANT_TOKEN = (
-    400,
-    99991663,
-    "Invalid access token for authorization. Please make a request with token attached",
-)
-USER_TOKEN_NOT_SUPPORTED = (400, 99991668, "user access token not support")
-MALFORMED_TOKEN = (400, 99991671, "Invalid token: must start with t-/u-")
-RATE_LIMITED = (429, 99991400, "request trigger frequency limit")
-TOKEN_INVALID_PARAM = (400, 10003, "invalid param")
-TOKEN_BAD_SECRET = (400, 10014, "app secret invalid")
-
-
-def _has_ownership_and_status(payload):
-    """Both required ints 0-2 (create and update replace both together)."""
-    return _is_enum(payload.get("device_ownership"), range(3)) and _is_enum(payload.get("device_status"), range(3))
-
-
-def _error(error, **headers):
-    status, code, msg = error
-    return Response(status, {"code": code, "msg": msg}, dict(headers))
-
-
-def _gateway_error(error):
-    """Gateway errors also carry an empty data object (as seen in real reports)."""
-    status, code, msg = error
-    return Response(status, {"code": code, "msg": msg, "data": {}})
-
-
-def _success(data):
-    return Response(200, {"code": 0, "msg": "success", "data": data})
-
-
-def _is_int(value):
-    # bool is an int subclass in Python but not an int on the wire
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_enum(value, allowed):
-    return _is_int(value) and value in allowed
-
 
 class FeishuSandbox(Emulator):
     name = "feishu"
@@ -163,10 +112,10 @@ class FeishuSandbox(Emulator):
             limit = self.rate_limiter.limit_for(route.name) if route and route.name else None
             return self._rate_limited(limit or DEFAULT_LIMIT_FOR_FAULTS, int(rule.get("reset", 1)))
         if status == 500:
-            return _error((500, rule.get("code", INTERNAL_ERROR[1]), rule.get("msg", INTERNAL_ERROR[2])))
+            return error_answer((500, rule.get("code", INTERNAL_ERROR[1]), rule.get("msg", INTERNAL_ERROR[2])))
         if status in (502, 503, 504):
             return self._gateway_page(status)
-        return _error((status, rule.get("code", status), rule.get("msg", f"sandbox fault {status}")))
+        return error_answer((status, rule.get("code", status), rule.get("msg", f"sandbox fault {status}")))
 
     def finish_response(self, request, response):
         log_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(9).upper()
@@ -181,7 +130,7 @@ class FeishuSandbox(Emulator):
         return None
 
     def internal_error(self, request, exc):
-        return _error(INTERNAL_ERROR)
+        return error_answer(INTERNAL_ERROR)
 
     # routes
 
@@ -209,7 +158,7 @@ class FeishuSandbox(Emulator):
             if not decision.allowed:
                 return self._rate_limited(decision.limit, decision.reset)
             if request.method in ("POST", "PUT") and request.body and request.media_type() != "application/json":
-                response = _error(PARAM_ERROR)
+                response = error_answer(PARAM_ERROR)
             else:
                 response = handler(request)
             if decision.limit is not None:
@@ -223,18 +172,18 @@ class FeishuSandbox(Emulator):
         https://open.feishu.cn/document/server-docs/api-call-guide/generic-error-code."""
         token = request.bearer_token(bare=True)
         if not token:
-            return None, _gateway_error(NEED_TOKEN)
+            return None, gateway_error_answer(NEED_TOKEN)
         if token.startswith("u-"):
             if token_kind == "tenant":
-                return None, _gateway_error(USER_TOKEN_NOT_SUPPORTED)
+                return None, gateway_error_answer(USER_TOKEN_NOT_SUPPORTED)
             return "user:" + token, None
         if not token.startswith("t-"):
-            return None, _gateway_error(MALFORMED_TOKEN)
+            return None, gateway_error_answer(MALFORMED_TOKEN)
         if token_kind == "user":
-            return None, _gateway_error(INVALID_TENANT_TOKEN)
+            return None, gateway_error_answer(INVALID_TENANT_TOKEN)
         info = self.tokens.valid(token)
         if info is None:
-            return None, _gateway_error(INVALID_TENANT_TOKEN)
+            return None, gateway_error_answer(INVALID_TENANT_TOKEN)
         return info["app_id"], None
 
     def _issue_token(self, request):
@@ -242,9 +191,9 @@ class FeishuSandbox(Emulator):
         if payload is None or not all(
             isinstance(payload.get(key), str) and payload.get(key) for key in ("app_id", "app_secret")
         ):
-            return _error(TOKEN_INVALID_PARAM)
+            return error_answer(TOKEN_INVALID_PARAM)
         if payload["app_id"] != self.app_id or payload["app_secret"] != self.app_secret:
-            return _error(TOKEN_BAD_SECRET)
+            return error_answer(TOKEN_BAD_SECRET)
         with self.lock:
             now = self.clock()
             token = self._latest_token.get(self.app_id)
@@ -260,29 +209,29 @@ class FeishuSandbox(Emulator):
     def _create(self, request):
         payload = request.json_object()
         if payload is None:
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         system = payload.get("device_system")
-        if not _is_int(system):
-            return _error(PARAM_ERROR)
-        if not _has_ownership_and_status(payload):
-            return _error(PARAM_ERROR)
+        if not is_int(system):
+            return error_answer(PARAM_ERROR)
+        if not has_ownership_and_status(payload):
+            return error_answer(PARAM_ERROR)
         if any(not isinstance(payload.get(name, ""), str) for name in CREATE_STRING_FIELDS):
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         if not isinstance(payload.get("is_public", False), bool):
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         if system not in range(1, 7):
-            return _error(INVALID_DEVICE_SYSTEM)
+            return error_answer(INVALID_DEVICE_SYSTEM)
         identifiers = {name: payload[name] for name in ALL_IDENTIFIERS if payload.get(name)}
         own = DESKTOP_IDENTIFIERS if system in DESKTOP_SYSTEMS else (MOBILE_IDENTIFIER[system],)
         if not identifiers or any(name not in own for name in identifiers):
-            return _error(INVALID_DEVICE_INFO)
+            return error_answer(INVALID_DEVICE_INFO)
         now = self._now()
         with self.lock:
             for record in self.records.values():
                 if record.get("device_system") == system and any(
                     record.get(name) == value for name, value in identifiers.items()
                 ):
-                    return _error(DEVICE_EXISTS)
+                    return error_answer(DEVICE_EXISTS)
             record_id = self._new_record_id()
             self.records[record_id] = drop_empty({
                 "device_record_id": record_id,
@@ -299,25 +248,25 @@ class FeishuSandbox(Emulator):
                 "is_public": payload.get("is_public", False),
                 "source": 1,  # admin import = pre-registration
             })
-        return _success({"device_record_id": record_id})
+        return success_answer({"device_record_id": record_id})
 
     def _list(self, request):
         query = request.query
         page_size = single(query, "page_size") or "100"
         if not page_size.isdigit() or not 1 <= int(page_size) <= 100:
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         user_id_type = single(query, "user_id_type") or "open_id"
         if user_id_type not in USER_ID_TYPES:
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         filters = parse_filters(query)
         if filters is None:
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         page_token = single(query, "page_token")
         with self.lock:
             after = None
             if page_token:
                 if page_token not in self._page_tokens:
-                    return _error(PARAM_ERROR)
+                    return error_answer(PARAM_ERROR)
                 after = self._page_tokens[page_token]
             matching = [
                 record
@@ -334,52 +283,52 @@ class FeishuSandbox(Emulator):
                 token = secrets.token_urlsafe(18)
                 self._page_tokens[token] = page[-1]["device_record_id"]
                 data["page_token"] = token
-        return _success(data)
+        return success_answer(data)
 
     def _get(self, request):
         record_id = self._valid_record_id(request)
         user_id_type = single(request.query, "user_id_type") or "open_id"
         if record_id is None or user_id_type not in USER_ID_TYPES:
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         with self.lock:
             record = self.records.get(record_id)
             if record is None:
-                return _error(NOT_FOUND)
-            return _success({"device_record": render(record, user_id_type)})
+                return error_answer(NOT_FOUND)
+            return success_answer({"device_record": render(record, user_id_type)})
 
     def _update(self, request):
         record_id = self._valid_record_id(request)
         version = single(request.query, "version")
         payload = request.json_object()
         if record_id is None or not version or payload is None:
-            return _error(PARAM_ERROR)
-        if not _has_ownership_and_status(payload):
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
+        if not has_ownership_and_status(payload):
+            return error_answer(PARAM_ERROR)
         if not isinstance(payload.get("is_public", False), bool):
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         with self.lock:
             record = self.records.get(record_id)
             if record is None or record["version"] != version:
-                return _error(NOT_FOUND_OR_STALE)
+                return error_answer(NOT_FOUND_OR_STALE)
             record["device_ownership"] = payload["device_ownership"]
             record["device_status"] = payload["device_status"]
             if "is_public" in payload:
                 record["is_public"] = payload["is_public"]
             self._bump(record)
-        return _success({})
+        return success_answer({})
 
     def _delete(self, request):
         record_id = self._valid_record_id(request)
         if record_id is None:
-            return _error(PARAM_ERROR)
+            return error_answer(PARAM_ERROR)
         with self.lock:
             if self.records.pop(record_id, None) is None:
-                return _error(NOT_FOUND)
-        return _success({})
+                return error_answer(NOT_FOUND)
+        return success_answer({})
 
     def _mine(self, request):
         # Needs a real client login to resolve the device; the sandbox has none.
-        return _error(NOT_AUTHENTICATED_DEVICE)
+        return error_answer(NOT_AUTHENTICATED_DEVICE)
 
     # control endpoints
 
@@ -407,7 +356,7 @@ class FeishuSandbox(Emulator):
         record["updated_at"] = max(self._now(), record.get("updated_at", 0) + 1)
 
     def _rate_limited(self, limit, reset):
-        return _error(RATE_LIMITED, **{"x-ogw-ratelimit-limit": str(limit), "x-ogw-ratelimit-reset": str(reset)})
+        return error_answer(RATE_LIMITED, **{"x-ogw-ratelimit-limit": str(limit), "x-ogw-ratelimit-reset": str(reset)})
 
     @staticmethod
     def _gateway_page(status):

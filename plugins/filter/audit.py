@@ -26,20 +26,17 @@ def baseline_csv(text):
     return csv_rows(text)
 
 
-def _checked_plan(plan, name):
-    if not isinstance(plan, Mapping) or "entries" not in plan:
-        raise AnsibleFilterError("%s: needs the plan of baseline_plan, not %s" % (name, described(plan)))
-    return plan
-
-
 def audit_retry(plan, first_pass):
     """The second pass: each entry of a group whose first call failed, as a call of its own."""
-    return drift_report.retry_calls(_checked_plan(plan, "audit_retry"), first_pass)
+    return drift_report.retry_calls(plan, first_pass, "audit_retry")
 
 
 def audit_report(plan, first_pass, second_pass, baseline=None, title="Device drift report"):
     """The drift report: every entry's status (drifted, in_sync, unmatched, ambiguous, error, conflict) and why."""
-    return drift_report.report(_checked_plan(plan, "audit_report"), first_pass, second_pass, dict(baseline or {}), title)
+    if baseline is not None and not isinstance(baseline, Mapping):
+        raise AnsibleFilterError("audit_report: baseline must be a mapping (where the entries came from), not %s"
+                                 % described(baseline))
+    return drift_report.report(plan, first_pass, second_pass, dict(baseline or {}), title, "audit_report")
 
 
 class FilterModule(object):

@@ -12,21 +12,47 @@ import json
 
 from collections.abc import Mapping
 
-# Feishu's device_status for a record never vetted.
-FEISHU_UNKNOWN = 0
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.fleetguard.devices.plugins.module_utils.errors import shown_json
+from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records import DEVICE_STATUS
+from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import EXTENSION_ATTRIBUTES
+from ansible_collections.fleetguard.devices.plugins.plugin_utils.identifiers import described, kind
+
+# Feishu's device_status for a record never vetted, and the two a release accepts (released, or quarantined).
+FEISHU_UNKNOWN = DEVICE_STATUS["unknown"]
+FEISHU_VETTED = (DEVICE_STATUS["trusted"], DEVICE_STATUS["untrusted"])
 
 
-def _read(result, key):
-    """The objects a registered info module result holds (none when the read was skipped)."""
-    return list(result.get(key) or []) if isinstance(result, Mapping) else []
+def _read(result, key, label):
+    """The objects (mappings) a registered info module result holds (none when the read was skipped or not run)."""
+    if result is None:
+        return []
+    objects = result.get(key) if isinstance(result, Mapping) else None
+    if not isinstance(result, Mapping) or not isinstance(objects, (list, tuple, type(None))):
+        raise AnsibleFilterError("release_refusals: the %s must be a registered info module result with a list of %s,"
+                                 " not %s" % (label, key, kind(objects if isinstance(result, Mapping) else result)))
+    objects = list(objects or [])
+    if not all(isinstance(one, Mapping) for one in objects):
+        raise AnsibleFilterError("release_refusals: the %s must be a list of mappings, not of %s"
+                                 % (label, ", ".join(sorted(set(kind(one) for one in objects if not isinstance(one, Mapping))))))
+    return objects
 
 
 def feishu_refusals(records):
     """Feishu records carry no tag: `untrusted` counts as quarantined, `trusted` as already released, and `unknown`
-    (never vetted) is refused, since releasing it would raise its trust."""
-    return ['Feishu record %s (%s) is "unknown", not untrusted: it shows no sign of a quarantine'
-            % (record.get("device_record_id"), record.get("device_name", "no name"))
-            for record in records if record.get("device_status") == FEISHU_UNKNOWN]
+    (never vetted) is refused, since releasing it would raise its trust. Any other status (none, a name instead of
+    the API's integer) shows nothing either way, and is refused too."""
+    refusals = []
+    for record in records:
+        status = record.get("device_status")
+        name = (record.get("device_record_id"), record.get("device_name", "no name"))
+        if isinstance(status, bool) or status not in FEISHU_VETTED + (FEISHU_UNKNOWN,):
+            refusals.append("Feishu record %s (%s) has device_status=%s, neither trusted (1) nor untrusted (2): it shows no"
+                            " sign of a quarantine" % (name + (shown_json(status),)))
+        elif status == FEISHU_UNKNOWN:
+            refusals.append('Feishu record %s (%s) is "unknown", not untrusted: it shows no sign of a quarantine' % name)
+    return refusals
 
 
 def msgraph_refusals(devices, tag_attribute, tag_prefix, enable_accounts):
@@ -34,7 +60,11 @@ def msgraph_refusals(devices, tag_attribute, tag_prefix, enable_accounts):
     anything else (no tag but disabled, or another value in the attribute) is refused."""
     refusals = []
     for device in devices:
-        tag = (device.get("extensionAttributes") or {}).get(tag_attribute)
+        attributes = device.get("extensionAttributes") or {}
+        if not isinstance(attributes, Mapping):
+            raise AnsibleFilterError("release_refusals: the Graph device %s has extensionAttributes of %s, not a mapping"
+                                     % (device.get("id"), kind(attributes)))
+        tag = attributes.get(tag_attribute)
         if isinstance(tag, str) and tag.startswith(tag_prefix):
             continue
         if tag:
@@ -46,10 +76,25 @@ def msgraph_refusals(devices, tag_attribute, tag_prefix, enable_accounts):
     return refusals
 
 
+def _settings(tag_attribute, tag_prefix, enable_accounts):
+    """The release's settings, or the error that refuses one: an empty prefix would take any tag for a quarantine."""
+    if tag_attribute not in EXTENSION_ATTRIBUTES:
+        raise AnsibleFilterError("release_refusals: tag_attribute must be one of extensionAttribute1..extensionAttribute15,"
+                                 " not %s" % described(tag_attribute))
+    if not isinstance(tag_prefix, str) or not tag_prefix.strip():
+        raise AnsibleFilterError("release_refusals: tag_prefix must be a non-empty string (every tag starts with an empty"
+                                 " one), not %s" % described(tag_prefix))
+    try:
+        return boolean(enable_accounts, strict=True)
+    except TypeError:
+        raise AnsibleFilterError("release_refusals: enable_accounts must be a boolean, not %s" % described(enable_accounts))
+
+
 def release_refusals(feishu_current, msgraph_current, tag_attribute, tag_prefix, enable_accounts=True):
     """Why each device that shows no sign of a quarantine is refused: Feishu records first, then Graph devices."""
-    refusals = feishu_refusals(_read(feishu_current, "device_records"))
-    return refusals + msgraph_refusals(_read(msgraph_current, "devices"), tag_attribute, tag_prefix, bool(enable_accounts))
+    enable_accounts = _settings(tag_attribute, tag_prefix, enable_accounts)
+    refusals = feishu_refusals(_read(feishu_current, "device_records", "Feishu records"))
+    return refusals + msgraph_refusals(_read(msgraph_current, "devices", "Graph devices"), tag_attribute, tag_prefix, enable_accounts)
 
 
 class FilterModule(object):

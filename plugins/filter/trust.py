@@ -17,7 +17,7 @@ __metaclass__ = type
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.fleetguard.devices.plugins.plugin_utils.identifiers import described, identifier_list
+from ansible_collections.fleetguard.devices.plugins.plugin_utils.identifiers import described, identifier_list, kind
 
 # The identifier variables, by how their names end: the directory and the module option each one fills. The
 # first of each directory also takes the inventory hosts' ids (host vars feishu_device_record_id, msgraph_id).
@@ -48,7 +48,14 @@ def trust_lookups(identifiers, inventory=None):
     if not isinstance(identifiers, Mapping):
         raise AnsibleFilterError("trust_lookups: expected a mapping of the identifier variables, not %s"
                                  % described(identifiers))
-    inventory = inventory if isinstance(inventory, Mapping) else {}
+    if not all(isinstance(name, str) for name in identifiers):
+        raise AnsibleFilterError("trust_lookups: expected identifier variable names, not %s"
+                                 % ", ".join(described(name) for name in identifiers if not isinstance(name, str)))
+    if inventory is None:
+        inventory = {}
+    elif not isinstance(inventory, Mapping):
+        raise AnsibleFilterError("trust_lookups: expected the inventory_devices result (a mapping), or none, not %s"
+                                 % described(inventory))
     found = {"feishu": [], "msgraph": [], "identifier_variables": []}
     for directory, suffix, field, inventory_key in LOOKUPS:
         name = _variable(identifiers, suffix)
@@ -56,21 +63,39 @@ def trust_lookups(identifiers, inventory=None):
         if ids:
             found["identifier_variables"].append(name)
         if inventory_key:
-            ids = identifier_list(ids + list(inventory.get(inventory_key) or []))
+            ids = identifier_list(ids + identifier_list(inventory.get(inventory_key)))
         if ids:
             found[directory].append({"field": field, "ids": ids})
     return found
 
 
-def _results(registered):
-    return list(registered.get("results") or []) if isinstance(registered, Mapping) else []
+def _results(registered, label):
+    """The loop results of a registered pre-flight loop, each a mapping (none when the task did not run). The
+    pre-flight is the gate before any write: a pass this cannot read stops the role, never reads as no problem."""
+    if registered is None:
+        return []
+    where = "trust_preflight: the %s pass" % label
+    if not isinstance(registered, Mapping):
+        raise AnsibleFilterError("%s must be a registered loop of module calls, not %s" % (where, kind(registered)))
+    if "results" not in registered and registered.get("skipped"):
+        return []
+    results = registered.get("results")
+    if not isinstance(results, (list, tuple)):
+        raise AnsibleFilterError("%s must be a registered loop of module calls, with results (a list), not %s"
+                                 % (where, kind(results)))
+    for number, result in enumerate(results, 1):
+        outcomes = (result.get("outcomes") or []) if isinstance(result, Mapping) else None
+        if not isinstance(outcomes, (list, tuple)) or not all(isinstance(outcome, Mapping) for outcome in outcomes):
+            raise AnsibleFilterError("%s: result %d must be a module result with a list of outcomes (mappings), not %s"
+                                     % (where, number, kind(result) if outcomes is None else "outcomes of " + kind(outcomes)))
+    return list(results)
 
 
 def trust_preflight(feishu_preflight, msgraph_preflight):
     """The check-mode pass's findings: {problems (each failed call's message, named by its directory), feishu_ids,
     msgraph_ids (the ids the identifiers resolved to, each once)}. A failed module result always carries msg; a
     good one never does."""
-    passes = {"feishu": _results(feishu_preflight), "msgraph": _results(msgraph_preflight)}
+    passes = {"feishu": _results(feishu_preflight, "Feishu"), "msgraph": _results(msgraph_preflight, "Graph")}
     found = {"problems": []}
     for directory, label, id_key in PREFLIGHT:
         found["problems"].extend("%s: %s" % (label, result["msg"]) for result in passes[directory] if "msg" in result)

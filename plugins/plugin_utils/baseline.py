@@ -23,7 +23,7 @@ from ansible_collections.fleetguard.devices.plugins.module_utils.feishu_records 
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import EXTENSION_ATTRIBUTES, V1_PROPERTIES
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_properties import IDENTITY_FIELDS as MSGRAPH_IDENTIFIERS
 from ansible_collections.fleetguard.devices.plugins.module_utils.msgraph_odata import guid_key
-from ansible_collections.fleetguard.devices.plugins.plugin_utils.identifiers import described
+from ansible_collections.fleetguard.devices.plugins.plugin_utils.identifiers import described, trimmed
 
 # The identifier options of the write modules, per directory, in the order error messages name them.
 FEISHU_IDENTIFIERS = ("device_record_id", "serial_number", "device_name")
@@ -62,12 +62,18 @@ _SKIPPED_LINE = re.compile(r"\s*(#.*)?\Z")
 def csv_rows(text):
     """A CSV baseline as a list of row mappings (every value a string), read by Python's csv module.
 
-    The first row names the columns. A quoted field may hold commas, doubled quotes and line breaks. Blank lines
-    and lines starting with # between rows are skipped, and so are rows whose cells are all empty. A row with more
-    non-empty cells than the header has columns keeps them under EXTRA_CELLS, with the line the row starts on.
+    The first row that is not empty names the columns: each once, none empty but those at its end (a spreadsheet
+    ends every line with a comma), which are no columns. A quoted field may hold commas, doubled quotes and line
+    breaks; a quote never closed, or text after a closing quote, is refused with its line (the reader would merge
+    the rows that follow into one cell). Blank lines and lines starting with # between rows are skipped, and so
+    are rows whose cells are all empty. A row with more non-empty cells than the header has columns keeps them
+    under EXTRA_CELLS, with the line the row starts on.
     """
     if not isinstance(text, str):
         raise AnsibleFilterError("baseline_csv: expected the text of a CSV file, not %s" % described(text))
+    if "\x00" in text:
+        raise AnsibleFilterError("baseline_csv: CSV line %d holds a NUL character (is the file UTF-16, or no text?):"
+                                 " save it as UTF-8 CSV" % _line_of(text, text.index("\x00")))
     lines = _Lines(text[1:] if text.startswith("\ufeff") else text)
     header = None
     rows = []
@@ -76,11 +82,11 @@ def csv_rows(text):
     except csv.Error as exc:
         raise AnsibleFilterError("baseline_csv: CSV line %d cannot be read: %s" % (lines.number, exc))
     for start, record in records:
-        cells = [cell.strip() for cell in record]
-        if header is None:
-            header = cells
-            continue
+        cells = [trimmed(cell) for cell in record]
         if not any(cells):
+            continue
+        if header is None:
+            header = _header(start, cells)
             continue
         row = dict(zip(header, cells))
         extra = [cell for cell in cells[len(header):] if cell]
@@ -90,6 +96,31 @@ def csv_rows(text):
     return rows
 
 
+def _line_of(text, index):
+    return text.count("\n", 0, index) + 1 if "\n" in text else text.count("\r", 0, index) + 1
+
+
+def _header(line, cells):
+    """The column names of a header row (its empty cells at the end dropped), or the error that refuses it."""
+    while not cells[-1]:
+        cells = cells[:-1]
+    first_column = {}
+    for column, name in enumerate(cells, 1):
+        if not name:
+            raise AnsibleFilterError("baseline_csv: CSV line %d: column %d of the header has no name" % (line, column))
+        if name == EXTRA_CELLS:
+            raise AnsibleFilterError("baseline_csv: CSV line %d: %s cannot be a column name" % (line, EXTRA_CELLS))
+        for character, separator in ((";", "semicolon"), ("\t", "tab")):
+            if character in name:
+                raise AnsibleFilterError("baseline_csv: CSV line %d: the column name %s holds a %s: the fields of a baseline"
+                                         " are separated by commas" % (line, shown_json(name), separator))
+        if name in first_column:
+            raise AnsibleFilterError("baseline_csv: CSV line %d: the header names the column %s twice (columns %d and %d)"
+                                     % (line, name, first_column[name], column))
+        first_column[name] = column
+    return cells
+
+
 def _records(lines):
     """(the line a record starts on, its cells) for each record of the CSV text."""
     for record in csv.reader(lines, skipinitialspace=True):
@@ -97,29 +128,72 @@ def _records(lines):
         lines.at_record_start = True
 
 
+# How the quotes of a record stand at a character: between fields, in an unquoted field, in a quoted field, just
+# after a quote of a quoted field (its end, or the first of a doubled quote), in the blanks after its end.
+_FIELD_START, _UNQUOTED, _QUOTED, _QUOTE, _AFTER_QUOTE = range(5)
+
+
 class _Lines:
     """The lines of a CSV text for csv.reader, without the blank and comment lines between records: a line inside
-    a quoted field is data, whatever it starts with. Carriage returns are dropped (CRLF files, as LF)."""
+    a quoted field is data, whatever it starts with. Line ends are LF: CRLF and a lone CR (old Mac files) become
+    one. Each line is checked for what csv.reader reads without a word: a quoted field never closed (it takes the
+    rest of the file), and text after a closing quote (it joins the field)."""
 
     def __init__(self, text):
-        self.lines = io.StringIO(text.replace("\r", ""), newline="")
+        self.lines = io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n"), newline="")
         self.number = 0
         self.record_start = 0
         self.at_record_start = True
+        self.state = _FIELD_START
+        self.quote_line = 0
 
     def __iter__(self):
         return self
 
     def __next__(self):
         while True:
-            line = next(self.lines)
+            try:
+                line = next(self.lines)
+            except StopIteration:
+                if self.state == _QUOTED:
+                    raise AnsibleFilterError("baseline_csv: CSV line %d: the quoted field that starts here is never closed"
+                                             % self.quote_line)
+                raise
             self.number += 1
             if not self.at_record_start:
-                return line
+                return self._checked(line)
             if not _SKIPPED_LINE.match(line.rstrip("\n")):
                 self.at_record_start = False
                 self.record_start = self.number
-                return line
+                self.state = _FIELD_START
+                return self._checked(line)
+
+    def _checked(self, line):
+        for character in line:
+            self.state = self._next_state(character)
+        if self.state != _QUOTED:
+            self.state = _FIELD_START
+        return line
+
+    def _next_state(self, character):
+        state = self.state
+        if state == _QUOTED:
+            return _QUOTE if character == '"' else _QUOTED
+        if character in ",\n":
+            return _FIELD_START
+        if state == _FIELD_START:
+            if character == '"':
+                self.quote_line = self.number
+                return _QUOTED
+            return _FIELD_START if character == " " else _UNQUOTED
+        if state == _QUOTE and character == '"':
+            return _QUOTED
+        if state in (_QUOTE, _AFTER_QUOTE):
+            if character not in " \t":
+                raise AnsibleFilterError("baseline_csv: CSV line %d: text after the closing quote of a field (%s): a quote"
+                                         " inside a field is doubled, and the whole field quoted" % (self.number, character))
+            return _AFTER_QUOTE
+        return state
 
 
 # --- entries -------------------------------------------------------------------------------------------------

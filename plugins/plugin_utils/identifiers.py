@@ -21,13 +21,19 @@ def described(value):
     """A value for an error message, with its type: 'a dict: {...}', or 'null'."""
     if value is None:
         return "null"
+    return "%s: %s" % (kind(value), shown_json(value))
+
+
+def kind(value):
+    """A value's type alone for an error message ('a dict', 'a list', 'a str', 'null'), when its content must not
+    be shown: a registered module result may carry anything."""
+    if value is None:
+        return "null"
     if isinstance(value, Mapping):
-        kind = "dict"
-    elif isinstance(value, (list, tuple)):
-        kind = "list"
-    else:
-        kind = type(value).__name__
-    return "a %s: %s" % (kind, shown_json(value))
+        return "a dict"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a %s" % type(value).__name__
 
 
 def is_number(value):

@@ -19,7 +19,6 @@ import collections
 import copy
 import json
 import random
-import sys
 import threading
 import time
 import warnings
@@ -29,8 +28,7 @@ import pytest
 from sandbox.feishu import FeishuSandbox
 from sandbox.msgraph import GraphSandbox
 
-pytestmark = pytest.mark.skipif(sys.version_info[:2] != (3, 11),
-                                reason="the fault soak runs once, on the Python 3.11 leg of make integration")
+pytestmark = pytest.mark.once
 
 LISTED = 1000
 REASON = "INC-SOAK-1"

@@ -426,6 +426,7 @@ def run_scanned(playbook, canaries, recorder, tasks, check):
     return run
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("check", [True, False], ids=["check mode", "real"])
 def test_modules_leak_no_secret(canaries, playbook, recorder, check):
     tasks = module_tasks(canaries, recorder)
@@ -441,6 +442,7 @@ def test_modules_leak_no_secret(canaries, playbook, recorder, check):
     assert wrong == [], "\n".join(wrong)
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("check", [True, False], ids=["check mode", "real"])
 def test_roles_leak_no_secret(canaries, playbook, recorder, check):
     reports = canaries.tmp_path / "reports"

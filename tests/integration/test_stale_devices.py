@@ -194,6 +194,7 @@ def test_report_mode_writes_nothing_and_finds_the_stale_devices_with_an_unquoted
 # the lifecycle
 
 
+@pytest.mark.once
 def test_disable_rerun_time_passes_delete_with_check_mode_predicting_each_real_run(stale, graph):
     stale_ids = expected_disable(graph)
     with graph.lock:
