@@ -36,6 +36,7 @@ RATE_LIMITS = {"create": 10, "list": 10, "update": 10, "delete": 10, "get": 50, 
 DEFAULT_LIMIT_FOR_FAULTS = 10
 GATEWAY_TITLES = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out"}
 
+
 class FeishuSandbox(Emulator):
     name = "feishu"
     fault_actions = GENERIC_FAULT_ACTIONS + ("concurrent_edit",)

@@ -15,6 +15,7 @@ from sandbox.feishu import FeishuSandbox
 from sandbox.msgraph import GraphSandbox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 # make integration runs this suite under Python 3.11, then 3.12. A test marked `once` runs on the 3.11 leg only:
 # minutes long, and about what the collection does at scale or over every role (a fault soak, secret scans, a
 # lifecycle across wall-clock days), not about the Python it runs on. Everything else runs on both legs.
@@ -28,7 +29,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("once") is not None:
             item.add_marker(skip)
-REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def collections_path():

@@ -355,8 +355,6 @@ def test_event_seen_in_the_future_puts_back_once_and_a_second_run_writes_nothing
     assert "left alone" in second.stdout
 
 
-
-
 # --- The real rulebook ------------------------------------------------------------------------------------------------
 
 
