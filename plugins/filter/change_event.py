@@ -16,23 +16,36 @@ from ansible_collections.fleetguard.devices.plugins.plugin_utils.change_event im
 )
 from ansible_collections.fleetguard.devices.plugins.plugin_utils.identifiers import identifier_list, kind
 
+DIRECTORIES = ("msgraph", "feishu")
 
-def _names(value, option):
+
+def _refused(playbook, reason):
+    return AnsibleFilterError("%s: nothing was read or written, since %s." % (playbook, reason))
+
+
+def _names(value, option, playbook):
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(one, str) for one in value):
-        raise AnsibleFilterError("change_event: %s must be a list of names, not %s" % (option, kind(value)))
+        raise _refused(playbook, "the change_event option %s must be a list of names, not %s" % (option, kind(value)))
     return identifier_list(value)
 
 
+def _known(names, option, known, playbook):
+    """`names` when it names some of `known` and nothing else (an empty list would refuse every event)."""
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        expected = " and/or ".join(known) if option == "directories" else "any of " + ", ".join(known)
+        raise _refused(playbook, "the change_event option %s must name %s, not %s" % (option, expected, ", ".join(unknown) or "none"))
+    return names
+
+
 def change_event(ansible_eda, directories, changes=None, fields=None, playbook="this playbook"):
-    directories = _names(directories, "directories")
-    unknown = [name for name in directories if name not in ("msgraph", "feishu")]
-    if not directories or unknown:
-        raise AnsibleFilterError("change_event: directories must name msgraph and/or feishu, not %s" % ", ".join(unknown))
+    playbook = playbook if isinstance(playbook, str) and playbook else "this playbook"
+    directories = _known(_names(directories, "directories", playbook), "directories", DIRECTORIES, playbook)
+    changes = DEVICE_CHANGES if changes is None else _known(_names(changes, "changes", playbook), "changes", DEVICE_CHANGES, playbook)
     try:
-        return checked_change(ansible_eda, directories, _names(changes, "changes") if changes is not None else DEVICE_CHANGES,
-                              _names(fields or [], "fields"))
+        return checked_change(ansible_eda, directories, changes, _names(fields or [], "fields", playbook))
     except EventProblems as problems:
-        raise AnsibleFilterError("%s: nothing was read or written, since %s." % (playbook, problems))
+        raise _refused(playbook, problems)
 
 
 class FilterModule(object):

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.datatag import native_type_name
 from ansible_collections.fleetguard.devices.plugins.module_utils.errors import shown_json
 
 
@@ -33,7 +34,7 @@ def kind(value):
         return "a dict"
     if isinstance(value, (list, tuple)):
         return "a list"
-    return "a %s" % type(value).__name__
+    return "a %s" % native_type_name(value)  # a str, not ansible-core's tagged str
 
 
 def is_number(value):

@@ -13,6 +13,7 @@ import pytest
 
 from sandbox.feishu import FeishuSandbox
 from sandbox.msgraph import GraphSandbox
+from tests.integration.harness import Rulebook, collections_path, java_home
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -29,14 +30,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("once") is not None:
             item.add_marker(skip)
-
-
-def collections_path():
-    """The folder holding ansible_collections/fleetguard/devices (the Makefile arranges it)."""
-    configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH")
-    if configured:
-        return configured
-    return os.path.join(REPO, "build", "collections")
 
 
 class PlaybookRun:
@@ -194,3 +187,32 @@ def recorder():
     server = Recorder()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def rulebook(tmp_path, feishu, graph):
+    """A real ansible-rulebook (stopped after the test) with the emulators' connection in its environment only."""
+    env = dict(os.environ)
+    for name in ("FEISHU_TENANT_ACCESS_TOKEN", "MSGRAPH_ACCESS_TOKEN", "AZURE_SECRET", "AZURE_TENANT",
+                 "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
+        env.pop(name, None)
+    env.update({
+        "JAVA_HOME": java_home(),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "FEISHU_BASE_URL": feishu.url,
+        "FEISHU_APP_ID": feishu.app_id,
+        "FEISHU_APP_SECRET": feishu.app_secret,
+        "MSGRAPH_ENDPOINT": graph.url,
+        "AZURE_AUTHORITY_HOST": graph.url,
+        "AZURE_TENANT_ID": graph.tenant_id,
+        "AZURE_CLIENT_ID": graph.client_id,
+        "AZURE_CLIENT_SECRET": graph.client_secret,
+    })
+    runner = Rulebook(tmp_path, env)
+    yield runner
+    runner.stop()

@@ -19,11 +19,6 @@ import uuid
 import pytest
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import test_eda_sources  # noqa: E402  (its Rulebook harness and Java look-up)
-from conftest import collections_path  # noqa: E402
 
 GUID = "0f2c7d1e-5b1a-4c3e-9a7b-3d2e1f0a9b8c"
 
@@ -358,29 +353,6 @@ def test_event_seen_in_the_future_puts_back_once_and_a_second_run_writes_nothing
 # --- The real rulebook ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def rulebook(tmp_path, feishu, graph):
-    """A real ansible-rulebook against the emulators, as tests/integration/test_eda_sources.py runs it."""
-    env = dict(os.environ)
-    for name in ("FEISHU_TENANT_ACCESS_TOKEN", "MSGRAPH_ACCESS_TOKEN", "AZURE_SECRET", "AZURE_TENANT",
-                 "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
-        env.pop(name, None)
-    env.update({
-        "JAVA_HOME": test_eda_sources.java_home(),
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "FEISHU_BASE_URL": feishu.url, "FEISHU_APP_ID": feishu.app_id, "FEISHU_APP_SECRET": feishu.app_secret,
-        "MSGRAPH_ENDPOINT": graph.url, "AZURE_AUTHORITY_HOST": graph.url, "AZURE_TENANT_ID": graph.tenant_id,
-        "AZURE_CLIENT_ID": graph.client_id, "AZURE_CLIENT_SECRET": graph.client_secret,
-    })
-    runner = test_eda_sources.Rulebook(tmp_path, env)
-    yield runner
-    runner.stop()
-
-
 def test_rulebook_puts_back_a_device_named_by_a_template_without_rendering_it(rulebook, graph, tmp_path):
     marker = tmp_path / ("pwned-%s" % uuid.uuid4().hex)
     device = windows_device(graph, accountEnabled=False, displayName=template_name(marker),
@@ -404,3 +376,65 @@ def test_rulebook_intervals_default_to_60_s_as_documented(rulebook, graph, tmp_p
     rulebook.start("fleetguard.devices.quarantine_noncompliant", dict(quarantine_noncompliant_state_dir=str(tmp_path)))
     rulebook.wait_for(lambda: len(rulebook.rounds()) >= 1, 90, "the Graph source's first round")
     assert rulebook.proc.poll() is None
+
+
+# --- Through the filter change_event: nothing of the event is rendered, read or not -----------------------------------
+# A template that renders to a value of the right form (a GUID, `updated`) would pass a check made after rendering,
+# its lookup having run: each is refused before any call, unrendered.
+
+
+def rendering_to(marker, value):
+    """A template that creates `marker` when rendered, then renders to `value`."""
+    return "{{ lookup('pipe', 'touch %s') }}{{ %r }}" % (marker, value)
+
+
+def test_strings_the_filter_never_reads_are_never_rendered(playbooks, graph, tmp_path):
+    marker = tmp_path / ("pwned-%s" % uuid.uuid4().hex)
+    device = re_enabled_quarantined_device(graph)
+    event = graph_event(device, changed=("accountEnabled", "displayName"),
+                        previous={"accountEnabled": False, "displayName": rendering_to(marker, "old")})
+    change = event["fleetguard"]
+    change["device"]["displayName"] = rendering_to(marker, "PC")
+    for part in (change["device"], change["previous"], change, event):
+        part[rendering_to(marker, "key")] = rendering_to(marker, "value")
+    event["meta"] = {"source": {"name": rendering_to(marker, "source")}, "uuid": rendering_to(marker, "uuid")}
+    since = last_seq(graph)
+    run = playbooks.run("keep_quarantined", event, **{"unrelated": rendering_to(marker, "extra var")})
+    assert run.returncode == 0, run.stdout
+    assert not marker.exists(), "an unread string of the event was rendered"
+    assert "put back" in run.stdout and len(playbooks.graph_writes(since)) == 1
+
+
+@pytest.mark.parametrize("book, key, valid", [
+    ("keep_quarantined", "id", GUID),
+    ("keep_quarantined", "change", "updated"),
+    ("keep_quarantined", "directory", "msgraph"),
+    ("keep_quarantined", "observed_at", "2026-03-04T05:06:07Z"),
+    ("keep_quarantined", "changed", "accountEnabled"),
+    ("keep_quarantined", "device.accountEnabled", True),
+    ("quarantine_noncompliant", "previous.isCompliant", True),
+])
+def test_a_template_rendering_to_a_valid_value_is_refused_unrendered_before_any_call(playbooks, graph, tmp_path,
+                                                                                     book, key, valid):
+    marker = tmp_path / ("pwned-%s" % uuid.uuid4().hex)
+    if book == "keep_quarantined":
+        device = re_enabled_quarantined_device(graph, isCompliant=False)
+    else:
+        device = windows_device(graph, isCompliant=False, accountEnabled=True)
+    event = graph_event(device, changed=("accountEnabled", "isCompliant"),
+                        previous={"accountEnabled": False, "isCompliant": True})
+    if key == "id":
+        valid = device["id"]
+    change = event["fleetguard"]
+    if "." in key:
+        part, field = key.split(".")
+        change[part][field] = rendering_to(marker, valid)
+    else:
+        change[key] = [rendering_to(marker, valid)] if key == "changed" else rendering_to(marker, valid)
+    run = playbooks.run(book, event)
+    assert run.returncode != 0, run.stdout
+    assert not marker.exists(), "%s was rendered before the filter could refuse it" % key
+    assert playbooks.graph_calls() == [] and playbooks.graph_writes() == []
+    assert "nothing was read or written" in run.stdout and key.split(".")[-1] in run.stdout
+    assert "lookup(" not in run.stdout
+    assert graph.devices[device["id"]]["accountEnabled"] is True

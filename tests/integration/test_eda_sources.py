@@ -7,10 +7,6 @@ Feishu 30 s); the emulators' wire logs say what the sources and the playbooks se
 """
 
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -22,77 +18,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 GRAPH_INTERVAL = 5
 FEISHU_INTERVAL = 30
-ROUND = re.compile(r"fleetguard\.devices\.(msgraph_device_changes|feishu_device_record_changes): (\d+) event\(s\) \((.*)\)")
-
-
-def java_home():
-    found = subprocess.run([os.path.join(REPO, "tools", "find-java"), "17"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, check=False)
-    if found.returncode != 0:
-        pytest.fail("ansible-rulebook needs a Java 17 runtime and none was found: %s" % found.stderr.strip())
-    return found.stdout.strip()
-
-
-def rulebook_command():
-    command = os.path.join(os.path.dirname(sys.executable), "ansible-rulebook")
-    if not os.path.exists(command):
-        pytest.fail("%s is missing: run `make eda` (requirements-eda.txt)" % command)
-    return command
-
-
-class Rulebook:
-    """One ansible-rulebook process (in its own process group), its output in a file."""
-
-    def __init__(self, tmp_path, env):
-        self.tmp_path = tmp_path
-        self.env = env
-        self.proc = None
-        self.log = None
-        self.starts = 0
-
-    def start(self, rulebook, variables):
-        self.starts += 1
-        self.log = self.tmp_path / ("rulebook-%d.log" % self.starts)
-        variables_file = self.tmp_path / "vars.yml"
-        variables_file.write_text(yaml.safe_dump(variables))
-        (self.tmp_path / "inventory").write_text("localhost ansible_connection=local\n")
-        with open(str(self.log), "w") as output:
-            self.proc = subprocess.Popen(
-                [rulebook_command(), "-r", rulebook, "-i", str(self.tmp_path / "inventory"), "-e", str(variables_file),
-                 "-v"], cwd=str(self.tmp_path), env=self.env, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        return self
-
-    def output(self):
-        return self.log.read_text(errors="replace")
-
-    def rounds(self, source="msgraph_device_changes"):
-        """(events, details) of each logged round of a source."""
-        return [(int(count), details) for name, count, details in ROUND.findall(self.output()) if name == source]
-
-    def wait_for(self, check, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return time.monotonic()
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        pytest.fail("%s did not happen within %d s; ansible-rulebook output:\n%s" % (what, timeout, self.output()[-6000:]))
-
-    def kill(self):
-        """kill -9 of the rulebook and whatever it started (a playbook run)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
@@ -101,34 +26,6 @@ def feishu():
     sandbox = FeishuSandbox(records=150, seed=7).start()
     yield sandbox
     sandbox.stop()
-
-
-@pytest.fixture
-def rulebook(tmp_path, feishu, graph):
-    env = dict(os.environ)
-    for name in ("FEISHU_TENANT_ACCESS_TOKEN", "MSGRAPH_ACCESS_TOKEN", "AZURE_SECRET", "AZURE_TENANT",
-                 "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
-        env.pop(name, None)
-    env.update({
-        "JAVA_HOME": java_home(),
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-        "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, "build", "collections"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "FEISHU_BASE_URL": feishu.url,
-        "FEISHU_APP_ID": feishu.app_id,
-        "FEISHU_APP_SECRET": feishu.app_secret,
-        "MSGRAPH_ENDPOINT": graph.url,
-        "AZURE_AUTHORITY_HOST": graph.url,
-        "AZURE_TENANT_ID": graph.tenant_id,
-        "AZURE_CLIENT_ID": graph.client_id,
-        "AZURE_CLIENT_SECRET": graph.client_secret,
-    })
-    runner = Rulebook(tmp_path, env)
-    yield runner
-    runner.stop()
 
 
 def keep_quarantined_vars(tmp_path, feishu_records=()):
