@@ -20,15 +20,10 @@ import datetime
 import time
 
 from sandbox.msgraph_authority import (
-    APP_SERVICE_ROUTE,
     DEFAULT_APP_ROLES,
-    IMDS_ROUTE,
     TOKEN_ROUTE,
     TokenAuthority,
-    finish_identity_response,
     finish_token_response,
-    identity_fault_response,
-    is_identity_path,
     token_fault_response,
 )
 from sandbox.msgraph_batch import BatchEndpoint
@@ -36,6 +31,7 @@ from sandbox.msgraph_data import TENANT_DOMAIN, generate_fleet, graph_time
 from sandbox.msgraph_delta import DeltaEndpoint
 from sandbox.msgraph_devices import GUID, DeviceEndpoints
 from sandbox.msgraph_gateway import WRITE_LIMITS, GraphGateway
+from sandbox.msgraph_identity import APP_SERVICE_ROUTE, IMDS_ROUTE, finish_identity_response, identity_fault_response, is_identity_path
 from sandbox.emulator import Emulator
 from sandbox.rate_limit import RateLimiter
 from sandbox.server import json_response
