@@ -105,6 +105,13 @@ def graph():
     sandbox.stop()
 
 
+def sandbox_connection(feishu, graph):
+    """The environment variables that lead the modules, plugins and sources to the emulators (app credentials)."""
+    return {"FEISHU_APP_ID": feishu.app_id, "FEISHU_APP_SECRET": feishu.app_secret, "MSGRAPH_ENDPOINT": graph.url,
+            "AZURE_AUTHORITY_HOST": graph.url, "AZURE_TENANT_ID": graph.tenant_id, "AZURE_CLIENT_ID": graph.client_id,
+            "AZURE_CLIENT_SECRET": graph.client_secret}
+
+
 @pytest.fixture
 def playbook(tmp_path, feishu, graph):
     env = dict(os.environ)
@@ -119,14 +126,8 @@ def playbook(tmp_path, feishu, graph):
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "SANDBOX_FEISHU_URL": feishu.url,
-        "FEISHU_APP_ID": feishu.app_id,
-        "FEISHU_APP_SECRET": feishu.app_secret,
-        "MSGRAPH_ENDPOINT": graph.url,
-        "AZURE_AUTHORITY_HOST": graph.url,
-        "AZURE_TENANT_ID": graph.tenant_id,
-        "AZURE_CLIENT_ID": graph.client_id,
-        "AZURE_CLIENT_SECRET": graph.client_secret,
     })
+    env.update(sandbox_connection(feishu, graph))
     for name in ("FEISHU_TENANT_ACCESS_TOKEN", "FEISHU_BASE_URL", "MSGRAPH_ACCESS_TOKEN", "AZURE_SECRET",
                  "AZURE_TENANT", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD"):
         env.pop(name, None)
@@ -205,14 +206,8 @@ def rulebook(tmp_path, feishu, graph):
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "FEISHU_BASE_URL": feishu.url,
-        "FEISHU_APP_ID": feishu.app_id,
-        "FEISHU_APP_SECRET": feishu.app_secret,
-        "MSGRAPH_ENDPOINT": graph.url,
-        "AZURE_AUTHORITY_HOST": graph.url,
-        "AZURE_TENANT_ID": graph.tenant_id,
-        "AZURE_CLIENT_ID": graph.client_id,
-        "AZURE_CLIENT_SECRET": graph.client_secret,
     })
+    env.update(sandbox_connection(feishu, graph))
     runner = Rulebook(tmp_path, env)
     yield runner
     runner.stop()
