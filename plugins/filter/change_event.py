@@ -43,7 +43,7 @@ def change_event(ansible_eda, directories, changes=None, fields=None, playbook="
     directories = _known(_names(directories, "directories", playbook), "directories", DIRECTORIES, playbook)
     changes = DEVICE_CHANGES if changes is None else _known(_names(changes, "changes", playbook), "changes", DEVICE_CHANGES, playbook)
     try:
-        return checked_change(ansible_eda, directories, changes, _names(fields or [], "fields", playbook))
+        return checked_change(ansible_eda, directories, changes, _names([] if fields is None else fields, "fields", playbook))
     except EventProblems as problems:
         raise _refused(playbook, problems)
 

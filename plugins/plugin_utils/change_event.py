@@ -142,7 +142,10 @@ def _changed(changed, problems):
     if not all(isinstance(name, str) and PROPERTY_NAME.match(name) for name in changed):
         problems.append("changed holds something other than property names")
         return []
-    twice = sorted(set(name for position, name in enumerate(changed) if name in changed[:position]))
+    seen, twice = set(), set()
+    for name in changed:
+        (twice if name in seen else seen).add(name)
+    twice = sorted(twice)
     if twice:
         problems.append("changed names %s more than once" % ", ".join(twice))
     return [str(name) for name in changed]
